@@ -1,0 +1,171 @@
+"""``hubselect`` command line: ``hubselect fetch|score|select|main ...`` (each with ``--help``).
+
+Every error a user can cause is one line on stderr (``hubselect: error: ...``) and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from hubselect.errors import HubselectError
+
+logger = logging.getLogger(__name__)
+
+TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
+
+
+def boolean(text: str) -> bool:
+    """Parse true/false strings (argparse ``type=bool`` would take any non-empty string as true)."""
+    value = str(text).strip().lower()
+    if value in TRUE | FALSE:
+        return value in TRUE
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _flag(group: argparse._ArgumentGroup, name: str, help: str) -> None:
+    group.add_argument(name, type=boolean, nargs="?", const=True, default=False, metavar="true|false", help=help)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--quiet", action="store_true", help="no progress bars, warnings and errors only")
+    p.add_argument("--experiment", default=None, help="MLflow experiment name (default: hubselect)")
+
+
+def _fetch_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("tasks (fetch)")
+    g.add_argument("--target", default="demo:kitchen",
+                   help="target task: local path, 'demo:<domain>', or Hub id owner/name[:config][@revision]")
+    g.add_argument("--candidates", default="demo",
+                   help="'demo', 'search:<query>' (Hub search), a catalog folder, or a comma-separated list")
+    g.add_argument("--sample-size", type=int, default=1000, help="examples sampled per candidate (stratified)")
+    g.add_argument("--target-sample-size", type=int, default=1000, help="target texts sampled for scoring")
+    g.add_argument("--eval-size", type=int, default=400, help="labelled target examples kept for evaluation")
+    g.add_argument("--seed", type=int, default=0, help="sampling and training seed")
+    g.add_argument("--target-split", default="", help="target split for scoring (default unlabeled>train>test)")
+    g.add_argument("--eval-split", default="", help="target split for evaluation (default test>validation)")
+    g.add_argument("--text-column", default="", help="target text column(s), comma-separated (default: detect)")
+    g.add_argument("--label-column", default="", help="target label column (default: detect)")
+    g.add_argument("--label-names", default="", help="target label names in index order, comma-separated")
+    g.add_argument("--text-join", default=" ", help="separator joining several text columns")
+    g.add_argument("--language", default="", help="Hub search: language filter (e.g. en)")
+    g.add_argument("--limit", type=int, default=20, help="Hub search: most-downloaded N datasets")
+    _flag(g, "--trust-remote-code", "allow script-based Hub datasets (runs their code; off by default)")
+
+
+def _score_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("divergence (score)")
+    g.add_argument("--measures", default="all", help="measures or groups (all, terms, embeddings), comma-separated")
+    _flag(g, "--bigrams", "add bigrams to the term distributions")
+    g.add_argument("--embedding-model", default="all-MiniLM-L6-v2", help="encoder: bundled name, folder or Hub id")
+    g.add_argument("--embedding-revision", default=None, help="encoder revision (Hub models)")
+    g.add_argument("--max-length", type=int, default=128, help="encoder max tokens per text")
+    g.add_argument("--embed-examples", type=int, default=500, help="texts embedded per domain")
+    g.add_argument("--device", default=None, help="cuda or cpu (default: GPU when present)")
+
+
+def _select_args(p: argparse.ArgumentParser) -> None:
+    from hubselect.selection import DEFAULT_MEASURES, POLICIES
+
+    g = p.add_argument_group("selection (select)")
+    g.add_argument("--policy", default="rank", help=f"one of {', '.join(POLICIES)}")
+    g.add_argument("--k", type=int, default=3, help="sources to keep (topk, rank)")
+    g.add_argument("--select-measures", default=DEFAULT_MEASURES, help="measures the policy ranks by")
+    g.add_argument("--quantile", type=float, default=0.25, help="quantile policy: keep mean rank <= this quantile")
+    g.add_argument("--budget-examples", type=int, default=0, help="budget policy: total training examples")
+
+
+def fetch_config(a: argparse.Namespace):
+    from hubselect.hub.catalog import FetchConfig
+    from hubselect.hub.columns import ColumnMapping
+
+    return FetchConfig(target=a.target, candidates=a.candidates, sample_size=a.sample_size,
+                       target_sample_size=a.target_sample_size, eval_size=a.eval_size, seed=a.seed,
+                       target_split=a.target_split, eval_split=a.eval_split,
+                       mapping=ColumnMapping.from_strings(a.text_column, a.label_column, a.label_names, a.text_join),
+                       language=a.language, limit=a.limit, trust_remote_code=a.trust_remote_code)
+
+
+def score_config(a: argparse.Namespace):
+    from hubselect.divergence import resolve_measures
+    from hubselect.represent.store import EmbeddingSettings
+    from hubselect.scoring import ScoreConfig
+
+    resolve_measures(a.measures)  # fail before any work on an unknown name
+    if a.max_length < 8 or a.embed_examples < 2:
+        raise HubselectError("--max-length must be >= 8 and --embed-examples >= 2")
+    return ScoreConfig(a.measures, a.bigrams, EmbeddingSettings(a.embedding_model, a.embedding_revision or None,
+                                                                a.max_length, 64, a.embed_examples), a.device)
+
+
+def select_config(a: argparse.Namespace):
+    from hubselect.selection import SelectionConfig
+
+    cfg = SelectionConfig(a.policy, a.k, a.select_measures, a.quantile, a.budget_examples)
+    cfg.measure_names()
+    return cfg
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hubselect", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    specs = {
+        "fetch": ("find, pin and sample the target and candidate tasks; writes catalog.json", [_fetch_args]),
+        "score": ("divergence of every candidate from the target; writes scores.csv", [_fetch_args, _score_args]),
+        "select": ("choose the sources worth tuning; writes selection.json",
+                   [_fetch_args, _score_args, _select_args]),
+        "main": ("the whole job, reusing finished steps", [_fetch_args, _score_args, _select_args]),
+    }
+    for name, (help_text, adders) in specs.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        for add in adders:
+            add(p)
+        _common(p)
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    from hubselect import steps
+    from hubselect.tracking import runs
+
+    fetch_cfg = fetch_config(args)
+    score_cfg = score_config(args) if args.command != "fetch" else None
+    select_cfg = select_config(args) if args.command in ("select", "main") else None
+    runs.configure(args.experiment)
+    if args.command == "fetch":
+        out = steps.run_fetch(fetch_cfg, quiet=args.quiet)
+    elif args.command == "score":
+        out = steps.run_score(fetch_cfg, score_cfg, quiet=args.quiet)
+    elif args.command == "select":
+        out = steps.run_select(fetch_cfg, score_cfg, select_cfg, quiet=args.quiet)
+    else:
+        out = steps.run_main(fetch_cfg, score_cfg, select_cfg, quiet=args.quiet)
+    logger.info("%s finished: run %s, artifacts under %s", args.command, out.run_id, out.path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub", "alembic", "mlflow.store"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.quiet:
+        import os
+
+        from transformers.utils import logging as hf_logging
+
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        hf_logging.disable_progress_bar()
+    try:
+        run(args)
+    except HubselectError as exc:
+        print(f"hubselect: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

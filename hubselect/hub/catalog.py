@@ -1,0 +1,224 @@
+"""The fetch step's logic: resolve target and candidates, pin, sample, and write a catalog.
+
+Output folder layout (what the ``fetch`` step logs as artifacts)::
+
+    catalog.json                 settings, the target and every candidate: ref, pinned revision,
+                                 columns, label names, sizes, status (ok/rejected) and reason
+    samples/target.score.parquet the target's texts used for scoring (column ``text`` only)
+    samples/target.eval.parquet  the target's labelled evaluation sample (``text``, ``label``)
+    samples/<candidate>.parquet  each usable candidate's sample (``text``, ``label``)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from hubselect.cache import atomic_path, atomic_write_json, cache_dir, content_key
+from hubselect.errors import HubselectError, TaskRejected
+from hubselect.hub import demo, local
+from hubselect.hub.columns import ColumnMapping
+from hubselect.hub.refs import TaskRef, parse_ref
+from hubselect.hub.tasks import (EVAL_SPLITS, SCORE_SPLITS, TRAIN_SPLITS, Sample, TaskHandle, first_split,
+                                 open_task, read_sample)
+
+logger = logging.getLogger(__name__)
+
+SEARCH_PREFIX = "search:"
+
+
+@dataclass(frozen=True)
+class FetchConfig:
+    """Settings of the fetch step (all also MLflow params).
+
+    Attributes:
+        target: Task reference of the target.
+        candidates: ``demo``, ``search:<query>`` (Hub search), a catalog folder, or a
+            comma-separated list of task references and catalog folders.
+        sample_size: Examples sampled per candidate (seeded, stratified by label).
+        target_sample_size: Target texts sampled for scoring.
+        eval_size: Labelled target examples kept for evaluation (0 = none).
+        seed: Sampling seed.
+        target_split: Split whose texts represent the target (default: unlabeled, else train,
+            else test). Its labels are never read.
+        eval_split: Labelled split for evaluation (default: test, else validation).
+        mapping: Column overrides for the target.
+        language: Hub search language filter.
+        limit: Hub search result limit.
+        trust_remote_code: Allow script-based Hub datasets (off by default).
+    """
+
+    target: str = "demo:kitchen"
+    candidates: str = "demo"
+    sample_size: int = 1000
+    target_sample_size: int = 1000
+    eval_size: int = 400
+    seed: int = 0
+    target_split: str = ""
+    eval_split: str = ""
+    mapping: ColumnMapping = field(default_factory=ColumnMapping)
+    language: str = ""
+    limit: int = 20
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("sample_size", "target_sample_size", "limit"):
+            if getattr(self, name) < 1:
+                raise HubselectError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.eval_size < 0:
+            raise HubselectError(f"eval-size must be 0 or more, got {self.eval_size}")
+
+
+def expand_candidates(spec: str, *, language: str = "", limit: int = 20) -> list[TaskRef]:
+    """Turn the ``candidates`` parameter into task references (see :class:`FetchConfig`)."""
+    spec = spec.strip()
+    if not spec:
+        raise HubselectError("candidates is empty: pass 'demo', 'search:<query>', a catalog folder or a list")
+    if spec.startswith(SEARCH_PREFIX):
+        from hubselect.hub import hf
+
+        ids = hf.search_datasets(spec[len(SEARCH_PREFIX):].strip() or None, language=language or None, limit=limit)
+        if not ids:
+            raise HubselectError(f"the Hub search '{spec}' found no text-classification dataset: "
+                                 "broaden the query or drop the language filter")
+        return [TaskRef("hub", repo) for repo in ids]
+    refs: list[TaskRef] = []
+    for item in (s.strip() for s in spec.split(",")):
+        if not item:
+            continue
+        if item == "demo":
+            refs += [TaskRef("demo", name) for name in demo.demo_names()]
+            continue
+        ref = parse_ref(item)
+        path = Path(ref.location)
+        if ref.kind == "local" and path.is_dir() and not local.is_task(path):
+            tasks = local.catalog_tasks(path)
+            if not tasks:
+                raise HubselectError(f"folder '{item}' holds no task (no data files, no task sub-folders): "
+                                     "point to a task or a catalog folder")
+            refs += [TaskRef("local", str(p)) for p in tasks]
+        else:
+            refs.append(ref)
+    seen: dict[str, TaskRef] = {}
+    for ref in refs:
+        if ref.name in seen and seen[ref.name] != ref:
+            raise HubselectError(f"duplicate candidate name '{ref.name}' ({seen[ref.name]} and {ref}): "
+                                 "list each task once or rename one folder")
+        seen[ref.name] = ref
+    return list(seen.values())
+
+
+def _same_task(a: TaskRef, b: TaskRef) -> bool:
+    return (a.kind, a.location, a.config) == (b.kind, b.location, b.config)
+
+
+def _cached_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: int, seed: int,
+                   with_labels: bool, out: Path) -> tuple[Sample | None, dict]:
+    """Read a sample through the on-disk cache; write it to ``out`` as Parquet; return meta."""
+    import pandas as pd
+
+    key = content_key("sample-v1", task.ref.kind, task.ref.location, task.ref.config, task.revision, split,
+                      asdict(mapping), n, seed, with_labels)
+    cached = cache_dir() / "samples" / f"{key}.parquet"
+    meta_path = cached.with_suffix(".json")
+    if cached.exists() and meta_path.exists():
+        frame, meta = pd.read_parquet(cached), json.loads(meta_path.read_text())
+        sample = None
+    else:
+        sample = read_sample(task, split, mapping, n=n, seed=seed, with_labels=with_labels)
+        frame = pd.DataFrame({"text": sample.texts, **({"label": sample.labels} if with_labels else {})})
+        meta = {"split": split, "text_columns": list(sample.columns.text),
+                "label_column": sample.columns.label if with_labels else None,
+                "label_names": list(sample.label_names) if sample.label_names else None,
+                "rows_seen": sample.rows_seen, "rows_total": sample.rows_total, "n": len(frame),
+                "label_counts": frame["label"].value_counts().sort_index().to_dict() if with_labels else None}
+        with atomic_path(cached) as tmp:
+            frame.to_parquet(tmp, index=False)
+        atomic_write_json(meta_path, meta)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+    return sample, meta
+
+
+def _candidate_entry(ref: TaskRef, cfg: FetchConfig, samples: Path) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": ref.name, "ref": str(ref), "kind": ref.kind, "revision": None}
+    try:
+        task = open_task(ref, trust_remote_code=cfg.trust_remote_code)
+        entry.update(revision=task.revision, uri=task.uri, splits=task.splits)
+        split = first_split(task.splits, TRAIN_SPLITS)
+        if split is None:
+            raise TaskRejected(f"no labelled split among {task.splits} (looked for {', '.join(TRAIN_SPLITS)})")
+        _, meta = _cached_sample(task, split, ColumnMapping(), n=cfg.sample_size, seed=cfg.seed, with_labels=True,
+                                 out=samples / f"{ref.name}.parquet")
+        entry.update(status="ok", reason="", sample=f"samples/{ref.name}.parquet", **meta)
+    except TaskRejected as exc:
+        entry.update(status="rejected", reason=str(exc))
+    return entry
+
+
+def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *, progress: Callable[[str], None] | None = None) -> dict:
+    """Run the fetch step into ``out_dir`` (written atomically) and return the catalog dict.
+
+    Raises:
+        HubselectError: the target is unusable, or the candidate list is invalid / empty.
+    """
+    start = time.perf_counter()
+    target_ref = parse_ref(cfg.target)
+    refs = [r for r in expand_candidates(cfg.candidates, language=cfg.language, limit=cfg.limit)
+            if not _same_task(r, target_ref)]
+    if not refs:
+        raise HubselectError(f"no candidate left for '{cfg.candidates}' once the target is excluded: "
+                             "add other tasks to --candidates")
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir) as tmp:
+        samples = tmp / "samples"
+        try:
+            target = open_task(target_ref, trust_remote_code=cfg.trust_remote_code)
+            score_split = cfg.target_split or first_split(target.splits, SCORE_SPLITS)
+            if score_split is None:
+                raise TaskRejected(f"no split to read texts from (splits: {target.splits}): pass --target-split")
+            _, score_meta = _cached_sample(target, score_split, cfg.mapping, n=cfg.target_sample_size,
+                                           seed=cfg.seed, with_labels=False, out=samples / "target.score.parquet")
+            eval_split = cfg.eval_split or first_split(target.splits, EVAL_SPLITS)
+            eval_meta = None
+            if cfg.eval_size and eval_split:
+                _, eval_meta = _cached_sample(target, eval_split, cfg.mapping, n=cfg.eval_size, seed=cfg.seed,
+                                              with_labels=True, out=samples / "target.eval.parquet")
+        except TaskRejected as exc:
+            raise HubselectError(f"target '{cfg.target}' cannot be used: {exc}") from None
+        target_entry = {"name": target_ref.name, "ref": str(target_ref), "kind": target_ref.kind,
+                        "revision": target.revision, "uri": target.uri, "splits": target.splits, "score_split": score_split,
+                        "score": {**score_meta, "sample": "samples/target.score.parquet"},
+                        "eval_split": eval_split if eval_meta else None,
+                        "eval": {**eval_meta, "sample": "samples/target.eval.parquet"} if eval_meta else None,
+                        "label_names": list(cfg.mapping.label_names or (eval_meta or {}).get("label_names") or [])
+                        or None}
+        candidates = []
+        for ref in refs:
+            if progress:
+                progress(ref.name)
+            candidates.append(_candidate_entry(ref, cfg, samples))
+        settings = {k: v for k, v in asdict(cfg).items() if k != "mapping"}
+        settings["mapping"] = asdict(cfg.mapping)
+        catalog = {"settings": settings, "target": target_entry, "candidates": candidates,
+                   "seconds": round(time.perf_counter() - start, 3)}
+        atomic_write_json(tmp / "catalog.json", catalog)
+    return catalog
+
+
+def load_catalog(out_dir: str | os.PathLike) -> dict:
+    """Read ``catalog.json`` written by :func:`fetch`."""
+    path = Path(out_dir) / "catalog.json"
+    if not path.exists():
+        raise HubselectError(f"'{out_dir}' holds no catalog.json: run the fetch step first or pass its output folder")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def accepted(catalog: dict) -> list[dict]:
+    """The candidates of ``catalog`` that can be used (status ``ok``)."""
+    return [c for c in catalog["candidates"] if c["status"] == "ok"]

@@ -1,0 +1,54 @@
+"""Plots a person would rather look at than read (matplotlib, Agg backend, files only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def scores_per_candidate(table: Any, measures: list[str], path: str | Path) -> Path:
+    """Heat-strip of each candidate's rank under each measure, candidates in final order.
+
+    Ranks (1 = closest) make measures on different scales comparable; selected rows are marked.
+    """
+    plt = _pyplot()
+    ranks = table[measures].rank(method="average")
+    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(measures), 1.0 + 0.32 * len(table)))
+    image = ax.imshow(ranks.values, cmap="viridis_r", aspect="auto")
+    ax.set_xticks(range(len(measures)), measures, rotation=45, ha="right")
+    labels = [f"{'* ' if d == 'selected' else ''}{c}" for c, d in zip(table.index, table.get("decision", [""] * len(table)))]
+    ax.set_yticks(range(len(table)), labels)
+    ax.set_title("Rank of each candidate per measure (1 = closest; * = selected)")
+    fig.colorbar(image, ax=ax, label="rank")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def measure_correlation(scores: Any, path: str | Path) -> Path:
+    """Heatmap of Spearman correlation between measures across candidates."""
+    plt = _pyplot()
+    corr = scores.rank().corr()
+    fig, ax = plt.subplots(figsize=(1.5 + 0.55 * len(corr), 1.2 + 0.5 * len(corr)))
+    image = ax.imshow(corr.values, cmap="RdBu_r", vmin=-1, vmax=1)
+    ax.set_xticks(range(len(corr)), corr.columns, rotation=45, ha="right")
+    ax.set_yticks(range(len(corr)), corr.index)
+    for i in range(len(corr)):
+        for j in range(len(corr)):
+            ax.text(j, i, f"{corr.values[i, j]:.2f}", ha="center", va="center", fontsize=7)
+    ax.set_title("Spearman correlation between measures")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

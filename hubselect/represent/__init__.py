@@ -1,0 +1,1 @@
+"""Domain representations: term distributions and sentence embeddings, cached on disk."""

@@ -1,0 +1,131 @@
+"""The score step's logic: represent target and candidates, compute every chosen measure.
+
+Only the target's *scoring* sample (texts, no labels) is read here; candidates' labels are not
+needed either. Term measures run vectorised over all candidates at once; embedding measures
+run per candidate on cached embeddings.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from hubselect.errors import HubselectError
+from hubselect.hub.catalog import accepted
+from hubselect.represent.store import EmbeddingSettings, Encoder, cached_embeddings, cached_term_counts
+from hubselect.represent.terms import count_matrix
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MEASURES = "all"
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """Settings of the score step.
+
+    Attributes:
+        measures: Comma-separated measure names or groups (``all``, ``terms``, ``embeddings``).
+        bigrams: Add adjacent-token bigrams to the term distributions.
+        embedding: Encoder settings for embedding measures.
+        device: ``cuda``/``cpu``; ``None`` picks the GPU when present.
+    """
+
+    measures: str = DEFAULT_MEASURES
+    bigrams: bool = False
+    embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
+    device: str | None = None
+
+
+@dataclass
+class ScoreResult:
+    """Scores (rows: candidates, columns: measures; lower = closer) and timings in seconds."""
+
+    scores: Any  # pandas.DataFrame
+    timings: dict[str, float]
+    cached: dict[str, int]
+    measures: list[str]
+
+
+def _read_texts(path: Path) -> list[str]:
+    import pandas as pd
+
+    return pd.read_parquet(path, columns=["text"])["text"].tolist()
+
+
+def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
+          progress: Callable[[str, int, int], None] | None = None) -> ScoreResult:
+    """Compute every measure in ``cfg.measures`` between the target and each usable candidate.
+
+    Args:
+        catalog: Output of the fetch step.
+        fetch_dir: Folder with the fetch step's ``samples/``.
+        progress: Optional ``callback(phase, done, total)``.
+
+    Raises:
+        HubselectError: no usable candidate, or an unknown measure.
+    """
+    import pandas as pd
+
+    from hubselect.divergence import resolve_measures
+
+    specs = resolve_measures(cfg.measures)
+    candidates = accepted(catalog)
+    if not candidates:
+        raise HubselectError("every candidate was rejected (see catalog.json): add usable tasks to --candidates")
+    fetch_dir = Path(fetch_dir)
+    names = [c["name"] for c in candidates]
+    revisions = [catalog["target"]["revision"]] + [c["revision"] for c in candidates]
+    texts = [_read_texts(fetch_dir / catalog["target"]["score"]["sample"])]
+    texts += [_read_texts(fetch_dir / c["sample"]) for c in candidates]
+    timings: dict[str, float] = {}
+    cached = {"terms": 0, "embeddings": 0}
+    columns: dict[str, np.ndarray] = {}
+
+    term_specs = [s for s in specs if s.kind == "terms"]
+    if term_specs:
+        start = time.perf_counter()
+        counts = []
+        for i, (t, rev) in enumerate(zip(texts, revisions)):
+            c, hit = cached_term_counts(t, rev, bigrams=cfg.bigrams)
+            counts.append(c)
+            cached["terms"] += hit
+            if progress:
+                progress("terms", i + 1, len(texts))
+        _, matrix = count_matrix(counts)
+        timings["tokenise"] = time.perf_counter() - start
+        start_all = time.perf_counter()
+        for spec in term_specs:
+            start = time.perf_counter()
+            columns[spec.name] = np.asarray(spec.function(matrix[0], matrix[1:], **dict(spec.params)), dtype=float)
+            timings[f"measure_{spec.name}"] = time.perf_counter() - start
+        timings["term_measures"] = time.perf_counter() - start_all
+
+    emb_specs = [s for s in specs if s.kind == "embeddings"]
+    if emb_specs:
+        encoder = Encoder(cfg.embedding, cfg.device)
+        start = time.perf_counter()
+        embeddings = []
+        for i, (t, rev) in enumerate(zip(texts, revisions)):
+            e, hit = cached_embeddings(t, rev, encoder)
+            embeddings.append(e)
+            cached["embeddings"] += hit
+            if progress:
+                progress("embeddings", i + 1, len(texts))
+        timings["embed"] = time.perf_counter() - start
+        timings["encoder"] = encoder.seconds
+        start_all = time.perf_counter()
+        for spec in emb_specs:
+            start = time.perf_counter()
+            columns[spec.name] = np.array([spec.function(embeddings[0], e, **dict(spec.params))
+                                           for e in embeddings[1:]], dtype=float)
+            timings[f"measure_{spec.name}"] = time.perf_counter() - start
+        timings["embedding_measures"] = time.perf_counter() - start_all
+
+    frame = pd.DataFrame(columns, index=pd.Index(names, name="candidate"))[[s.name for s in specs]]
+    return ScoreResult(frame, timings, cached, [s.name for s in specs])

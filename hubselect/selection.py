@@ -1,0 +1,132 @@
+"""Selection policies: which candidates to fine-tune on, which to prune. Pure, no I/O.
+
+Every measure is oriented "lower = closer". Policies:
+
+- ``topk``: the ``k`` candidates closest by the first measure in ``measures``.
+- ``rank`` (default): rank candidates by each measure in ``measures`` (1 = closest, ties
+  averaged), order by the mean rank (Borda aggregation), keep the first ``k``.
+- ``quantile``: keep the candidates whose mean rank is at or below the ``quantile`` of all mean
+  ranks (the prune step of Pugantsov & McCreadie 2023); ``k`` is ignored.
+- ``budget``: walk the mean-rank order and keep candidates while the total tuning examples stay
+  within ``budget_examples``.
+
+Default: ``rank`` over ``js,centroid_cosine,mmd`` (one measure over term distributions, two
+over embeddings) with ``k=3``; see the README for why and the benchmark that revisits it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from hubselect.errors import HubselectError
+
+POLICIES = ("topk", "rank", "quantile", "budget")
+DEFAULT_MEASURES = "js,centroid_cosine,mmd"
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """A validated selection policy.
+
+    Attributes:
+        policy: One of :data:`POLICIES`.
+        k: Number of sources to keep (``topk``, ``rank``).
+        measures: Comma-separated measure names to rank by (canonical names or aliases).
+        quantile: Fraction in (0, 1] for ``quantile``.
+        budget_examples: Total training examples allowed for ``budget``.
+    """
+
+    policy: str = "rank"
+    k: int = 3
+    measures: str = DEFAULT_MEASURES
+    quantile: float = 0.25
+    budget_examples: int = 0
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise HubselectError(f"unknown policy '{self.policy}': choose from {', '.join(POLICIES)}")
+        if self.k < 1:
+            raise HubselectError(f"k must be at least 1, got {self.k}")
+        if not 0 < self.quantile <= 1:
+            raise HubselectError(f"quantile must be in (0, 1], got {self.quantile}")
+        if self.policy == "budget" and self.budget_examples < 1:
+            raise HubselectError("policy 'budget' needs --budget-examples > 0 (total training examples allowed)")
+
+    def measure_names(self) -> list[str]:
+        """Canonical names of ``measures`` (aliases resolved)."""
+        from hubselect.divergence import resolve_measures
+
+        return [spec.name for spec in resolve_measures(self.measures)]
+
+
+@dataclass
+class Selection:
+    """The ranked table (every candidate, every measure, decision, reason) and a summary."""
+
+    table: Any  # pandas.DataFrame indexed by candidate, ordered by final rank
+    summary: dict[str, Any]
+
+    @property
+    def selected(self) -> list[str]:
+        return [str(c) for c in self.table.index[self.table["decision"] == "selected"]]
+
+
+def select(scores: Any, tuning_examples: Mapping[str, int], cfg: SelectionConfig) -> Selection:
+    """Apply ``cfg`` to ``scores``.
+
+    Args:
+        scores: DataFrame, rows = candidates, columns = measures (lower = closer).
+        tuning_examples: Training examples fine-tuning would use per candidate (cost proxy).
+        cfg: The policy.
+
+    Raises:
+        HubselectError: a ranking measure was not scored, or ``k`` exceeds the candidates.
+    """
+    names = cfg.measure_names()
+    missing = [m for m in names if m not in scores.columns]
+    if missing:
+        raise HubselectError(f"selection measure '{missing[0]}' was not scored (scored: {', '.join(scores.columns)}): "
+                             "add it to the score step's --measures or choose scored ones")
+    n = len(scores)
+    if cfg.policy in ("topk", "rank") and cfg.k > n:
+        raise HubselectError(f"k={cfg.k} is larger than the {n} usable candidates: lower --k")
+    used = names[:1] if cfg.policy == "topk" else names
+    ranks = scores[used].rank(method="average", ascending=True)
+    table = scores.copy()
+    table["mean_rank"] = ranks.mean(axis=1)
+    table["tuning_examples"] = [int(tuning_examples.get(c, 0)) for c in table.index]
+    table = table.sort_values(["mean_rank", *used], kind="stable")
+    table.insert(0, "rank", np.arange(1, n + 1))
+    order_desc = f"mean rank over {', '.join(used)}" if len(used) > 1 else f"{used[0]}"
+    if cfg.policy in ("topk", "rank"):
+        keep = table["rank"] <= cfg.k
+        reasons = [f"rank {r} of {n} by {order_desc}: " + ("within" if k else "outside") + f" top {cfg.k}"
+                   for r, k in zip(table["rank"], keep)]
+    elif cfg.policy == "quantile":
+        cut = float(np.quantile(table["mean_rank"], cfg.quantile))
+        keep = table["mean_rank"] <= cut
+        reasons = [f"{order_desc} {v:.2f} {'<=' if k else '>'} {cfg.quantile:g}-quantile {cut:.2f}"
+                   for v, k in zip(table["mean_rank"], keep)]
+    else:
+        cumulative = table["tuning_examples"].cumsum()
+        keep = cumulative <= cfg.budget_examples
+        if not keep.any():
+            raise HubselectError(f"budget of {cfg.budget_examples} examples is below the closest candidate's "
+                                 f"{int(cumulative.iloc[0])}: raise --budget-examples")
+        keep = keep & (keep.cumprod() == 1)
+        reasons = [f"rank {r}, cumulative {c} examples {'within' if k else 'over'} budget {cfg.budget_examples}"
+                   for r, c, k in zip(table["rank"], cumulative, keep)]
+    table["decision"] = np.where(keep, "selected", "pruned")
+    table["reason"] = reasons
+    total = int(table["tuning_examples"].sum())
+    chosen = int(table.loc[keep.values, "tuning_examples"].sum())
+    summary = {"policy": cfg.policy, "k": cfg.k, "measures": used, "candidates": n,
+               "selected": int(keep.sum()), "pruned": int(n - keep.sum()),
+               "pruned_fraction": float((n - keep.sum()) / n),
+               "selected_sources": [str(c) for c in table.index[keep.values]],
+               "tuning_examples_selected": chosen, "tuning_examples_all": total,
+               "estimated_tuning_saving": float(1 - chosen / total) if total else 0.0}
+    return Selection(table, summary)

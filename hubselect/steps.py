@@ -1,0 +1,238 @@
+"""The steps as MLflow runs: fetch → score → select (→ finetune → evaluate → register).
+
+Each ``run_*`` function is one MLflow run (nested when a parent run is active) that writes its
+artifacts to a temporary folder, logs them, and returns where they are. A step given the
+previous step's output folder uses it; otherwise it computes what it needs in-process (the
+on-disk caches make that cheap). :func:`run_main` chains the steps and reuses any step whose
+run already finished with the same params (compared as strings).
+
+Artifacts:
+    fetch:  ``catalog.json``, ``samples/*.parquet`` (see :mod:`hubselect.hub.catalog`)
+    score:  ``scores.csv`` (candidate × measure), ``timings.json``,
+            ``plots/measure_correlation.png`` (+ the fetch artifacts when run standalone)
+    select: ``selection.json`` (policy, summary, ranked rows), ``ranking.csv``,
+            ``plots/scores_per_candidate.png``
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from hubselect.cache import atomic_write_json
+from hubselect.hub.catalog import FetchConfig, accepted, fetch, load_catalog
+from hubselect.progress import progress_bar
+from hubselect.scoring import ScoreConfig, ScoreResult, score
+from hubselect.selection import Selection, SelectionConfig, select
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StepOutput:
+    """What a step hands to the next: its run id and the local folder of its artifacts."""
+
+    run_id: str
+    path: Path
+    reused: bool = False
+
+
+def fetch_params(cfg: FetchConfig) -> dict[str, Any]:
+    """MLflow params of the fetch step (flat)."""
+    out = {k: v for k, v in asdict(cfg).items() if k != "mapping"}
+    out.update({f"{k}_column" if k in ("text", "label") else k: v for k, v in asdict(cfg.mapping).items()})
+    out = {k: (",".join(v) if isinstance(v, (tuple, list)) else v) for k, v in out.items()}
+    return out
+
+
+def score_params(cfg: ScoreConfig) -> dict[str, Any]:
+    """MLflow params of the score step's own settings."""
+    return {"measures": cfg.measures, "bigrams": cfg.bigrams, "embedding_model": cfg.embedding.model,
+            "embedding_revision": cfg.embedding.model_revision, "max_length": cfg.embedding.max_length,
+            "embed_examples": cfg.embedding.max_texts}
+
+
+def select_params(cfg: SelectionConfig) -> dict[str, Any]:
+    """MLflow params of the select step's own settings."""
+    return {"policy": cfg.policy, "k": cfg.k, "select_measures": cfg.measures, "quantile": cfg.quantile,
+            "budget_examples": cfg.budget_examples}
+
+
+def _workdir(step: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"hubselect-{step}-"))
+
+
+def _log_inputs(catalog: dict, fetch_dir: Path) -> None:
+    import pandas as pd
+
+    from hubselect.tracking import runs
+
+    target = catalog["target"]
+    runs.log_dataset(pd.read_parquet(fetch_dir / target["score"]["sample"]), name=target["name"],
+                     source=target["uri"], context="target", digest=target["revision"][-16:])
+    for cand in accepted(catalog):
+        runs.log_dataset(pd.read_parquet(fetch_dir / cand["sample"]), name=cand["name"], source=cand["uri"],
+                         context="candidate", digest=str(cand["revision"])[-16:])
+
+
+def _fetch_into(cfg: FetchConfig, out: Path, quiet: bool) -> dict:
+    from hubselect.hub.catalog import expand_candidates
+
+    total = None if cfg.candidates.startswith("search:") else len(expand_candidates(cfg.candidates))
+    with progress_bar("fetch candidates", total, quiet=quiet) as advance:
+        return fetch(cfg, out, progress=lambda name: advance(1))
+
+
+def _fetch_metrics(catalog: dict) -> dict[str, float]:
+    ok = accepted(catalog)
+    return {"candidates_found": len(catalog["candidates"]), "candidates_rejected": len(catalog["candidates"]) - len(ok),
+            "candidates_usable": len(ok), "time_fetch_s": catalog["seconds"],
+            "target_score_examples": catalog["target"]["score"]["n"],
+            "target_eval_examples": (catalog["target"]["eval"] or {}).get("n", 0)}
+
+
+def run_fetch(cfg: FetchConfig, *, quiet: bool = False) -> StepOutput:
+    """The fetch step as a run."""
+    from hubselect.tracking import runs
+
+    with runs.step_run("fetch", fetch_params(cfg)) as run:
+        out = _workdir("fetch") / "fetch"
+        catalog = _fetch_into(cfg, out, quiet)
+        _log_inputs(catalog, out)
+        runs.log_metrics(_fetch_metrics(catalog))
+        runs.log_dir(out)
+        return StepOutput(run.info.run_id, out)
+
+
+def _score_into(catalog: dict, fetch_dir: Path, cfg: ScoreConfig, out: Path, quiet: bool) -> ScoreResult:
+    from hubselect.plots import measure_correlation
+
+    total = len(accepted(catalog)) + 1
+    with progress_bar("represent domains", None if quiet else 2 * total, quiet=quiet) as advance:
+        result = score(catalog, fetch_dir, cfg, progress=lambda phase, done, n: advance(1))
+    out.mkdir(parents=True, exist_ok=True)
+    result.scores.to_csv(out / "scores.csv", float_format="%.6g")
+    atomic_write_json(out / "timings.json", {"seconds": result.timings, "cache_hits": result.cached})
+    (out / "plots").mkdir(exist_ok=True)
+    if len(result.scores.columns) > 1 and len(result.scores) > 1:
+        measure_correlation(result.scores, out / "plots" / "measure_correlation.png")
+    return result
+
+
+def run_score(fetch_cfg: FetchConfig, cfg: ScoreConfig, *, fetch_dir: Path | None = None,
+              quiet: bool = False) -> StepOutput:
+    """The score step as a run; fetches in-process (through the cache) without ``fetch_dir``."""
+    from hubselect.tracking import runs
+
+    with runs.step_run("score", {**fetch_params(fetch_cfg), **score_params(cfg)}) as run:
+        work = _workdir("score")
+        start = time.perf_counter()
+        if fetch_dir is None:
+            fetch_dir = work / "fetch"
+            catalog = _fetch_into(fetch_cfg, fetch_dir, quiet)
+            _log_inputs(catalog, fetch_dir)
+            runs.log_metrics(_fetch_metrics(catalog))
+            runs.log_dir(fetch_dir)
+        catalog = load_catalog(fetch_dir)
+        result = _score_into(catalog, fetch_dir, cfg, work / "score", quiet)
+        runs.log_metrics({f"time_{k}_s": v for k, v in result.timings.items()})
+        runs.log_metrics({"time_score_step_s": time.perf_counter() - start,
+                          "representations_cached": sum(result.cached.values())})
+        runs.log_dir(work / "score")
+        (work / "score" / "fetch").symlink_to(fetch_dir.resolve(), target_is_directory=True)
+        return StepOutput(run.info.run_id, work / "score")
+
+
+def _select_into(catalog: dict, scores: Any, cfg: SelectionConfig, out: Path) -> Selection:
+    from hubselect.plots import scores_per_candidate
+
+    sizes = {c["name"]: c["n"] for c in accepted(catalog)}
+    selection = select(scores, sizes, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    selection.table.to_csv(out / "ranking.csv", float_format="%.6g")
+    rows = json.loads(selection.table.reset_index().to_json(orient="records"))
+    atomic_write_json(out / "selection.json", {"target": catalog["target"]["name"], "summary": selection.summary,
+                                               "ranking": rows})
+    (out / "plots").mkdir(exist_ok=True)
+    scores_per_candidate(selection.table, list(scores.columns), out / "plots" / "scores_per_candidate.png")
+    return selection
+
+
+def run_select(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, cfg: SelectionConfig, *,
+               score_dir: Path | None = None, quiet: bool = False) -> StepOutput:
+    """The select step as a run; scores in-process (through the caches) without ``score_dir``."""
+    import pandas as pd
+
+    from hubselect.tracking import runs
+
+    params = {**fetch_params(fetch_cfg), **score_params(score_cfg), **select_params(cfg)}
+    with runs.step_run("select", params) as run:
+        work = _workdir("select")
+        if score_dir is None:
+            score_dir = work / "score"
+            fetch_dir = score_dir / "fetch"
+            catalog = _fetch_into(fetch_cfg, fetch_dir, quiet)
+            result = _score_into(catalog, fetch_dir, score_cfg, score_dir, quiet)
+            runs.log_dir(score_dir)
+            scores = result.scores
+        else:
+            fetch_dir = score_dir / "fetch"
+            catalog = load_catalog(fetch_dir)
+            scores = pd.read_csv(score_dir / "scores.csv", index_col="candidate")
+        selection = _select_into(catalog, scores, cfg, work / "select")
+        s = selection.summary
+        runs.log_metrics({"candidates": s["candidates"], "selected": s["selected"], "pruned": s["pruned"],
+                          "pruned_fraction": s["pruned_fraction"],
+                          "estimated_tuning_saving": s["estimated_tuning_saving"]})
+        runs.set_tags({"hubselect.selected": ",".join(s["selected_sources"])})
+        runs.log_dir(work / "select")
+        (work / "select" / "score").symlink_to(Path(score_dir).resolve(), target_is_directory=True)
+        return StepOutput(run.info.run_id, work / "select")
+
+
+def _reuse(step: str, params: dict[str, Any]) -> StepOutput | None:
+    """A finished run of ``step`` with the same params, its artifacts downloaded; else ``None``."""
+    from hubselect.tracking import runs
+
+    found = runs.find_finished(step, params)
+    if found is None:
+        return None
+    logger.info("reusing finished %s run %s (same params)", step, found.info.run_id)
+    return StepOutput(found.info.run_id, runs.download(found.info.run_id), reused=True)
+
+
+def run_main(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: SelectionConfig, *,
+             quiet: bool = False) -> StepOutput:
+    """Chain the steps as nested runs under one ``main`` run, reusing finished steps."""
+    from hubselect.tracking import runs
+
+    f_params = fetch_params(fetch_cfg)
+    s_params = {**f_params, **score_params(score_cfg)}
+    all_params = {**s_params, **select_params(select_cfg)}
+    start = time.perf_counter()
+    with runs.step_run("main", all_params) as run:
+        phase: dict[str, float] = {}
+        t = time.perf_counter()
+        fetched = _reuse("fetch", f_params) or run_fetch(fetch_cfg, quiet=quiet)
+        phase["fetch"] = time.perf_counter() - t
+        t = time.perf_counter()
+        scored = _reuse("score", s_params)
+        if scored is None:
+            scored = run_score(fetch_cfg, score_cfg, fetch_dir=fetched.path, quiet=quiet)
+        elif not (scored.path / "fetch").exists():
+            (scored.path / "fetch").symlink_to(fetched.path.resolve(), target_is_directory=True)
+        phase["score"] = time.perf_counter() - t
+        t = time.perf_counter()
+        selected = _reuse("select", all_params) or run_select(fetch_cfg, score_cfg, select_cfg,
+                                                              score_dir=scored.path, quiet=quiet)
+        phase["select"] = time.perf_counter() - t
+        runs.log_metrics({f"time_{k}_s": v for k, v in phase.items()})
+        runs.log_metrics({"time_total_s": time.perf_counter() - start})
+        runs.set_tags({"hubselect.fetch_run": fetched.run_id, "hubselect.score_run": scored.run_id,
+                       "hubselect.select_run": selected.run_id})
+        return StepOutput(run.info.run_id, selected.path)
