@@ -81,11 +81,8 @@ def _log_inputs(catalog: dict, fetch_dir: Path) -> None:
 
 
 def _fetch_into(cfg: FetchConfig, out: Path, quiet: bool) -> dict:
-    from hubselect.hub.catalog import expand_candidates
-
-    total = None if cfg.candidates.startswith("search:") else len(expand_candidates(cfg.candidates))
-    with progress_bar("fetch candidates", total, quiet=quiet) as advance:
-        return fetch(cfg, out, progress=lambda name: advance(1))
+    with progress_bar("fetch candidates", None, quiet=quiet) as bar:
+        return fetch(cfg, out, progress=lambda name, done, total: bar(1, total))
 
 
 def _fetch_metrics(catalog: dict) -> dict[str, float]:
@@ -96,25 +93,35 @@ def _fetch_metrics(catalog: dict) -> dict[str, float]:
             "target_eval_examples": (catalog["target"]["eval"] or {}).get("n", 0)}
 
 
+def _fetch_logged(cfg: FetchConfig, out: Path, quiet: bool, artifact_path: str | None = None) -> dict:
+    """Fetch into ``out`` and log inputs, metrics and artifacts on the active run."""
+    from hubselect.tracking import runs
+
+    catalog = _fetch_into(cfg, out, quiet)
+    _log_inputs(catalog, out)
+    runs.log_metrics(_fetch_metrics(catalog))
+    runs.log_dir(out, artifact_path)
+    return catalog
+
+
 def run_fetch(cfg: FetchConfig, *, quiet: bool = False) -> StepOutput:
     """The fetch step as a run."""
     from hubselect.tracking import runs
 
     with runs.step_run("fetch", fetch_params(cfg)) as run:
         out = _workdir("fetch") / "fetch"
-        catalog = _fetch_into(cfg, out, quiet)
-        _log_inputs(catalog, out)
-        runs.log_metrics(_fetch_metrics(catalog))
-        runs.log_dir(out)
+        _fetch_logged(cfg, out, quiet)
         return StepOutput(run.info.run_id, out)
 
 
 def _score_into(catalog: dict, fetch_dir: Path, cfg: ScoreConfig, out: Path, quiet: bool) -> ScoreResult:
     from hubselect.plots import measure_correlation
 
-    total = len(accepted(catalog)) + 1
-    with progress_bar("represent domains", None if quiet else 2 * total, quiet=quiet) as advance:
-        result = score(catalog, fetch_dir, cfg, progress=lambda phase, done, n: advance(1))
+    from hubselect.divergence import resolve_measures
+
+    phases = len({spec.kind for spec in resolve_measures(cfg.measures)})
+    with progress_bar("represent domains", None, quiet=quiet) as bar:
+        result = score(catalog, fetch_dir, cfg, progress=lambda phase, done, total: bar(1, phases * total))
     out.mkdir(parents=True, exist_ok=True)
     result.scores.to_csv(out / "scores.csv", float_format="%.6g")
     atomic_write_json(out / "timings.json", {"seconds": result.timings, "cache_hits": result.cached})
@@ -134,10 +141,7 @@ def run_score(fetch_cfg: FetchConfig, cfg: ScoreConfig, *, fetch_dir: Path | Non
         start = time.perf_counter()
         if fetch_dir is None:
             fetch_dir = work / "fetch"
-            catalog = _fetch_into(fetch_cfg, fetch_dir, quiet)
-            _log_inputs(catalog, fetch_dir)
-            runs.log_metrics(_fetch_metrics(catalog))
-            runs.log_dir(fetch_dir)
+            _fetch_logged(fetch_cfg, fetch_dir, quiet, "fetch")
         catalog = load_catalog(fetch_dir)
         result = _score_into(catalog, fetch_dir, cfg, work / "score", quiet)
         runs.log_metrics({f"time_{k}_s": v for k, v in result.timings.items()})
@@ -176,7 +180,7 @@ def run_select(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, cfg: SelectionCon
         if score_dir is None:
             score_dir = work / "score"
             fetch_dir = score_dir / "fetch"
-            catalog = _fetch_into(fetch_cfg, fetch_dir, quiet)
+            catalog = _fetch_logged(fetch_cfg, fetch_dir, quiet, "fetch")
             result = _score_into(catalog, fetch_dir, score_cfg, score_dir, quiet)
             runs.log_dir(score_dir)
             scores = result.scores

@@ -35,6 +35,7 @@ __all__ = [
 #: Floor for the Bhattacharyya coefficient, so disjoint supports give a finite distance
 #: ``-ln(tiny) ~= 708.4`` instead of ``inf`` (a non-finite value would break rankings).
 BHATTACHARYYA_COEFFICIENT_FLOOR = float(np.finfo(np.float64).tiny)
+_TINY = float(np.finfo(np.float64).tiny)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -99,8 +100,13 @@ def _smooth(dist: np.ndarray, epsilon: float) -> np.ndarray:
 
 
 def _safe_log(a: np.ndarray) -> np.ndarray:
-    """Natural log with ``log(0)`` replaced by 0 (callers multiply it by the zero it came from)."""
-    return np.log(np.where(a > 0, a, 1.0))
+    """Natural log of probabilities, finite at 0 (``log(tiny)``): callers multiply it by that 0."""
+    return np.log(np.maximum(a, _TINY))
+
+
+def _row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of two equally shaped 2-D arrays."""
+    return np.einsum("ij,ij->i", a, b)
 
 
 def _result(values: np.ndarray, one_d: bool) -> float | np.ndarray:
@@ -178,9 +184,10 @@ def jensen_shannon_divergence(p: ArrayLike, q: ArrayLike, base: float = 2) -> fl
         raise ValueError(f"base must be a finite number > 0 and != 1, got {base!r}")
     P, Q, one_d = _counts(p, q)
     M = 0.5 * (P + Q)
-    log_p, log_q, log_m = _safe_log(P), _safe_log(Q), _safe_log(M)
-    # sum_i p_i ln(p_i/m_i) + sum_i q_i ln(q_i/m_i); terms with p_i = 0 (or q_i = 0) vanish
-    values = 0.5 * ((log_p - log_m) @ P + np.einsum("ij,ij->i", Q, log_q - log_m)) / np.log(base)
+    # JS = H(M) - (H(P) + H(Q)) / 2 with H(A) = -sum_i a_i ln a_i (0 ln 0 = 0); every row sum
+    # goes through the same kernel, so identical inputs give exactly 0
+    p_term = _row_dot(P[None, :], _safe_log(P)[None, :])
+    values = (0.5 * (p_term + _row_dot(Q, _safe_log(Q))) - _row_dot(M, _safe_log(M))) / np.log(base)
     return _result(np.maximum(values, 0.0), one_d)
 
 
@@ -223,11 +230,27 @@ def renyi_divergence(
     Ps, Qs = _smooth(P, epsilon), _smooth(Q, epsilon)
     log_ps = np.log(Ps)
     exponent = (1.0 - alpha) * (np.log(Qs) - log_ps)
-    shift = exponent.max(axis=1)
-    # ln sum_i p'_i (q'_i/p'_i)^(1-alpha) - ln sum_i p'_i, the max shifted out (log-sum-exp)
-    weighted = np.exp(exponent - shift[:, None]) @ Ps
-    values = (np.log(weighted) + shift - np.log(Ps.sum())) / (alpha - 1.0)
+    values = _log_mean_exp(exponent, Ps) / (alpha - 1.0)
     return _result(np.maximum(values, 0.0), one_d)
+
+
+def _log_mean_exp(exponent: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Row-wise ``ln(sum_i w_i exp(e_i) / sum_i w_i)`` without overflow and exact for ``e = 0``.
+
+    The row maximum ``s`` is shifted out. When ``s < 1`` the mean is ``1 + mean(expm1(e - s))``
+    and ``log1p`` keeps full precision near 0 (identical inputs give exactly 0); otherwise the
+    plain shifted log-sum-exp is used, which avoids cancellation when the mean is far from 1.
+    """
+    shift = exponent.max(axis=1)
+    total = weights.sum()
+    out = np.empty(exponent.shape[0])
+    near = shift < 1.0
+    for rows, transform, link in ((near, np.expm1, np.log1p), (~near, np.exp, np.log)):
+        if rows.any():
+            block = exponent if rows.all() else exponent[rows]
+            mean = (transform(block - shift[rows][:, None]) @ weights) / total
+            out[rows] = link(mean) + shift[rows]
+    return out
 
 
 def _hellinger_squared(P: np.ndarray, Q: np.ndarray) -> np.ndarray:

@@ -161,8 +161,11 @@ def _candidate_entry(ref: TaskRef, cfg: FetchConfig, samples: Path) -> dict[str,
     return entry
 
 
-def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *, progress: Callable[[str], None] | None = None) -> dict:
+def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *,
+          progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run the fetch step into ``out_dir`` (written atomically) and return the catalog dict.
+
+    ``progress(name, done, total)`` is called after each candidate.
 
     Raises:
         HubselectError: the target is unusable, or the candidate list is invalid / empty.
@@ -199,10 +202,10 @@ def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *, progress: Callable[[s
                         "label_names": list(cfg.mapping.label_names or (eval_meta or {}).get("label_names") or [])
                         or None}
         candidates = []
-        for ref in refs:
-            if progress:
-                progress(ref.name)
+        for i, ref in enumerate(refs, 1):
             candidates.append(_candidate_entry(ref, cfg, samples))
+            if progress:
+                progress(ref.name, i, len(refs))
         settings = {k: v for k, v in asdict(cfg).items() if k != "mapping"}
         settings["mapping"] = asdict(cfg.mapping)
         catalog = {"settings": settings, "target": target_entry, "candidates": candidates,

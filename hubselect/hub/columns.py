@@ -76,7 +76,7 @@ def resolve_columns(features: Mapping[str, Any], mapping: ColumnMapping, *, wher
         text = mapping.text
     else:
         found = [c for c in TEXT_COLUMNS if c in features and _is_string(features[c])]
-        strings = [c for c in names if _is_string(features[c])]
+        strings = [c for c in names if _is_string(features[c]) and c not in LABEL_COLUMNS and c != mapping.label]
         if found:
             text = (found[0],)
         elif len(strings) == 1:

@@ -29,15 +29,21 @@ def tracking_uri() -> str:
 def configure(experiment: str | None = None) -> str:
     """Point MLflow at :func:`tracking_uri` and an experiment; fail in one line if unreachable.
 
-    Inside ``mlflow run`` the experiment (``MLFLOW_EXPERIMENT_ID``) chosen by the launcher wins.
+    Inside ``mlflow run`` (``MLFLOW_RUN_ID`` set) the launcher's run and experiment are used;
+    otherwise ``experiment``, else ``MLFLOW_EXPERIMENT_ID`` / ``MLFLOW_EXPERIMENT_NAME``, else
+    ``hubselect``.
     """
     import mlflow
 
+    logging.getLogger("mlflow.tracking.fluent").setLevel(logging.WARNING)  # "Creating a new experiment"
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
-        if not (os.environ.get("MLFLOW_EXPERIMENT_ID") or os.environ.get("MLFLOW_RUN_ID")):
-            mlflow.set_experiment(experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
+        if experiment or not os.environ.get("MLFLOW_RUN_ID"):
+            if experiment or not os.environ.get("MLFLOW_EXPERIMENT_ID"):
+                mlflow.set_experiment(experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
+            else:
+                mlflow.set_experiment(experiment_id=os.environ["MLFLOW_EXPERIMENT_ID"])
     except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
         raise HubselectError(f"cannot use the MLflow tracking store at {uri} ({type(exc).__name__}): "
                              "start the server, fix MLFLOW_TRACKING_URI, or unset it to use ./mlflow.db") from exc

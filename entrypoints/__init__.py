@@ -1,0 +1,1 @@
+"""Thin scripts, one per MLflow entry point; run them as modules (``python -m entrypoints.score``)."""

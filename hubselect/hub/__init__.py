@@ -1,0 +1,1 @@
+"""Reading datasets from the Hugging Face Hub."""

