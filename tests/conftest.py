@@ -87,3 +87,16 @@ def _hubselect_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "hubselect-cache"
     monkeypatch.setenv("HUBSELECT_CACHE_DIR", str(path))
     return path
+
+
+@pytest.fixture()
+def tracking(tmp_path, monkeypatch):
+    """A fresh SQLite tracking store; the working directory is a temp dir."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for leaked in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(leaked, raising=False)  # mlflow.set_experiment exports the id
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    return tmp_path

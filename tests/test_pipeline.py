@@ -21,19 +21,6 @@ def fast(command: str) -> list[str]:
     return FETCH_FAST if command == "fetch" else FAST
 
 
-@pytest.fixture()
-def tracking(tmp_path, monkeypatch):
-    """A fresh SQLite tracking store; the working directory is a temp dir."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
-    for leaked in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_NAME"):
-        monkeypatch.delenv(leaked, raising=False)  # mlflow.set_experiment exports the id
-    import mlflow
-
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    return tmp_path
-
-
 def runs_of(step: str) -> list:
     import mlflow
 
