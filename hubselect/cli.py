@@ -77,6 +77,38 @@ def _select_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--budget-examples", type=int, default=0, help="budget policy: total training examples")
 
 
+def _transfer_args(p: argparse.ArgumentParser) -> None:
+    from hubselect.transfer import CHAMPION_POLICIES
+
+    g = p.add_argument_group("fine-tuning, evaluation and registry (finetune, evaluate, register)")
+    g.add_argument("--model", default="all-MiniLM-L6-v2", help="encoder to tune: bundled name, folder or Hub id")
+    g.add_argument("--model-revision", default=None, help="model revision (Hub models)")
+    g.add_argument("--epochs", type=int, default=1, help="passes over each source")
+    g.add_argument("--learning-rate", type=float, default=5e-5, help="peak AdamW learning rate")
+    g.add_argument("--batch-size", type=int, default=16, help="examples per step (halved on GPU out-of-memory)")
+    g.add_argument("--train-max-length", type=int, default=128, help="max tokens per text when tuning/evaluating")
+    g.add_argument("--max-train-examples", type=int, default=1000, help="training examples per source at most")
+    g.add_argument("--holdout-fraction", type=float, default=0.1, help="source share held out for early stopping")
+    g.add_argument("--formulation", default="auto", help="auto, description (label-description matching) or head")
+    g.add_argument("--label-map", default="", help="target:source label pairs for a head, e.g. pos:positive,neg:negative")
+    g.add_argument("--label-template", default="", help="label description template, e.g. 'This text is about {label}.'")
+    g.add_argument("--champion", default="auto", help=f"one of {', '.join(CHAMPION_POLICIES)}")
+    g.add_argument("--registered-model-name", default="", help="registry name (default hubselect-<target>)")
+    _flag(g, "--require-eval", "fail when the target has no labelled evaluation split")
+
+
+def transfer_config(a: argparse.Namespace):
+    from hubselect.training import FinetuneConfig
+    from hubselect.transfer import TransferConfig, parse_label_map
+
+    ft = FinetuneConfig(model=a.model, model_revision=a.model_revision or None, epochs=a.epochs,
+                        learning_rate=a.learning_rate, batch_size=a.batch_size, max_length=a.train_max_length,
+                        max_train_examples=a.max_train_examples, holdout_fraction=a.holdout_fraction, seed=a.seed,
+                        device=a.device, formulation=a.formulation)
+    return TransferConfig(ft, parse_label_map(a.label_map), a.label_template, a.champion,
+                          a.registered_model_name, a.require_eval)
+
+
 def fetch_config(a: argparse.Namespace):
     from hubselect.hub.catalog import FetchConfig
     from hubselect.hub.columns import ColumnMapping
@@ -116,7 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
         "score": ("divergence of every candidate from the target; writes scores.csv", [_fetch_args, _score_args]),
         "select": ("choose the sources worth tuning; writes selection.json",
                    [_fetch_args, _score_args, _select_args]),
-        "main": ("the whole job, reusing finished steps", [_fetch_args, _score_args, _select_args]),
+        "finetune": ("fine-tune on each selected source (cached); writes tuned.json",
+                     [_fetch_args, _score_args, _select_args, _transfer_args]),
+        "evaluate": ("zero-shot accuracy on the target, tuned vs untuned; writes evaluation.json",
+                     [_fetch_args, _score_args, _select_args, _transfer_args]),
+        "register": ("log and register the best model with the alias 'champion'",
+                     [_fetch_args, _score_args, _select_args, _transfer_args]),
+        "main": ("the whole job, reusing finished steps", [_fetch_args, _score_args, _select_args, _transfer_args]),
     }
     for name, (help_text, adders) in specs.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -131,17 +169,18 @@ def run(args: argparse.Namespace) -> None:
     from hubselect.tracking import runs
 
     fetch_cfg = fetch_config(args)
-    score_cfg = score_config(args) if args.command != "fetch" else None
-    select_cfg = select_config(args) if args.command in ("select", "main") else None
+    configs = [fetch_cfg]
+    if args.command != "fetch":
+        configs.append(score_config(args))
+    if args.command not in ("fetch", "score"):
+        configs.append(select_config(args))
+    if args.command not in ("fetch", "score", "select"):
+        configs.append(transfer_config(args))
     runs.configure(args.experiment)
-    if args.command == "fetch":
-        out = steps.run_fetch(fetch_cfg, quiet=args.quiet)
-    elif args.command == "score":
-        out = steps.run_score(fetch_cfg, score_cfg, quiet=args.quiet)
-    elif args.command == "select":
-        out = steps.run_select(fetch_cfg, score_cfg, select_cfg, quiet=args.quiet)
-    else:
-        out = steps.run_main(fetch_cfg, score_cfg, select_cfg, quiet=args.quiet)
+    runner = {"fetch": steps.run_fetch, "score": steps.run_score, "select": steps.run_select,
+              "finetune": steps.run_finetune, "evaluate": steps.run_evaluate, "register": steps.run_register,
+              "main": steps.run_main}[args.command]
+    out = runner(*configs, quiet=args.quiet)
     logger.info("%s finished: run %s, artifacts under %s", args.command, out.run_id, out.path)
 
 
@@ -151,6 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # keep MLflow's INFO chatter off stderr
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # load reports of new heads are expected
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub", "alembic", "mlflow.store"):

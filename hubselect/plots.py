@@ -52,3 +52,23 @@ def measure_correlation(scores: Any, path: str | Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def accuracy_per_source(frame: Any, path: str | Path) -> Path:
+    """Bar chart of target accuracy per tuned source, the untuned baseline as a line."""
+    plt = _pyplot()
+    base = float(frame["accuracy"].iloc[0])
+    tuned = frame.iloc[1:]
+    fig, ax = plt.subplots(figsize=(2.0 + 0.8 * len(tuned), 3.2))
+    colors = ["tab:green" if g > 0 else "tab:red" for g in tuned["gain"]]
+    ax.bar(range(len(tuned)), tuned["accuracy"], color=colors)
+    ax.axhline(base, color="black", linestyle="--", label=f"untuned baseline {base:.3f}")
+    ax.set_xticks(range(len(tuned)), tuned["source"], rotation=30, ha="right")
+    ax.set_ylabel("target accuracy")
+    ax.set_ylim(0, 1)
+    ax.legend(loc="lower right")
+    ax.set_title("Zero-shot accuracy on the target per tuned source")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -52,7 +52,8 @@ class ScoreResult:
     measures: list[str]
 
 
-def _read_texts(path: Path) -> list[str]:
+def read_texts(path: Path) -> list[str]:
+    """The ``text`` column of a sample Parquet file (no other column is read)."""
     import pandas as pd
 
     return pd.read_parquet(path, columns=["text"])["text"].tolist()
@@ -81,8 +82,8 @@ def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
     fetch_dir = Path(fetch_dir)
     names = [c["name"] for c in candidates]
     revisions = [catalog["target"]["revision"]] + [c["revision"] for c in candidates]
-    texts = [_read_texts(fetch_dir / catalog["target"]["score"]["sample"])]
-    texts += [_read_texts(fetch_dir / c["sample"]) for c in candidates]
+    texts = [read_texts(fetch_dir / catalog["target"]["score"]["sample"])]
+    texts += [read_texts(fetch_dir / c["sample"]) for c in candidates]
     timings: dict[str, float] = {}
     cached = {"terms": 0, "embeddings": 0}
     columns: dict[str, np.ndarray] = {}

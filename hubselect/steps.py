@@ -1,4 +1,4 @@
-"""The steps as MLflow runs: fetch → score → select (→ finetune → evaluate → register).
+"""The steps as MLflow runs: fetch → score → select → finetune → evaluate → register.
 
 Each ``run_*`` function is one MLflow run (nested when a parent run is active) that writes its
 artifacts to a temporary folder, logs them, and returns where they are. A step given the
@@ -12,6 +12,10 @@ Artifacts:
             ``plots/measure_correlation.png`` (+ the fetch artifacts when run standalone)
     select: ``selection.json`` (policy, summary, ranked rows), ``ranking.csv``,
             ``plots/scores_per_candidate.png``
+    finetune, evaluate, register: see :mod:`hubselect.transfer`.
+
+A step's output folder links its input folder (``select/score/fetch``), so any later step finds
+everything upstream from the folder it is handed.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from typing import Any
 from hubselect.cache import atomic_write_json
 from hubselect.hub.catalog import FetchConfig, accepted, fetch, load_catalog
 from hubselect.progress import progress_bar
-from hubselect.scoring import ScoreConfig, ScoreResult, score
+from hubselect.scoring import ScoreConfig, ScoreResult, read_texts, score
 from hubselect.selection import Selection, SelectionConfig, select
 
 logger = logging.getLogger(__name__)
@@ -210,33 +214,214 @@ def _reuse(step: str, params: dict[str, Any]) -> StepOutput | None:
     return StepOutput(found.info.run_id, runs.download(found.info.run_id), reused=True)
 
 
-def run_main(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: SelectionConfig, *,
+def run_main(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: SelectionConfig, transfer_cfg: Any, *,
              quiet: bool = False) -> StepOutput:
-    """Chain the steps as nested runs under one ``main`` run, reusing finished steps."""
+    """Chain all steps as nested runs under one ``main`` run, reusing finished steps.
+
+    Logs wall time per phase and ``runtime_saving``: one minus the end-to-end time of this job
+    over the brute-force estimate (fetch, then tune and evaluate every usable candidate, at the
+    mean tune + evaluate time measured for the selected ones).
+    """
+    from hubselect.tracking import runs
+    from hubselect.transfer import runtime_accounting, transfer_params
+
+    chain = [("fetch", fetch_params(fetch_cfg)), ("score", score_params(score_cfg)),
+             ("select", select_params(select_cfg)), ("finetune", transfer_params(transfer_cfg)),
+             ("evaluate", {}), ("register", {})]
+    cumulative: dict[str, dict[str, Any]] = {}
+    params: dict[str, Any] = {}
+    for step, own in chain:
+        params = {**params, **own}
+        cumulative[step] = params
+    runners = {
+        "fetch": lambda prev: run_fetch(fetch_cfg, quiet=quiet),
+        "score": lambda prev: run_score(fetch_cfg, score_cfg, fetch_dir=prev, quiet=quiet),
+        "select": lambda prev: run_select(fetch_cfg, score_cfg, select_cfg, score_dir=prev, quiet=quiet),
+        "finetune": lambda prev: run_finetune(fetch_cfg, score_cfg, select_cfg, transfer_cfg, select_dir=prev,
+                                              quiet=quiet),
+        "evaluate": lambda prev: run_evaluate(fetch_cfg, score_cfg, select_cfg, transfer_cfg, finetune_dir=prev,
+                                              quiet=quiet),
+    }
+    upstream_link = {"score": "fetch", "select": "score", "finetune": "select", "evaluate": "finetune",
+                     "register": "evaluate"}
+    start = time.perf_counter()
+    with runs.step_run("main", params) as run:
+        phase: dict[str, float] = {}
+        outputs: dict[str, StepOutput] = {}
+        prev: Path | None = None
+        for step, _ in chain:
+            t = time.perf_counter()
+            if step == "register":  # never reused: each job adds a version and moves the alias
+                out = run_register(fetch_cfg, score_cfg, select_cfg, transfer_cfg, evaluate_dir=prev, quiet=quiet)
+            else:
+                out = _reuse(step, cumulative[step]) or runners[step](prev)
+            if out.reused and step in upstream_link:
+                _link(out.path, upstream_link[step], prev)
+            phase[step] = time.perf_counter() - t
+            outputs[step], prev = out, out.path
+        total = time.perf_counter() - start
+        accounting = runtime_accounting(outputs["evaluate"].path, phase, total)
+        runs.log_metrics({**{f"time_{k}_s": v for k, v in phase.items()}, "time_total_s": total, **accounting})
+        runs.set_tags({f"hubselect.{k}_run": v.run_id for k, v in outputs.items()})
+        return StepOutput(run.info.run_id, outputs["register"].path)
+
+
+def _link(folder: Path, name: str, target: Path) -> None:
+    link = folder / name
+    if not link.exists():
+        link.symlink_to(Path(target).resolve(), target_is_directory=True)
+
+
+def _selection_inputs(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: SelectionConfig,
+                      select_dir: Path | None, work: Path, quiet: bool) -> Path:
+    """The select folder handed in, or one made in-process (logged under ``select/``)."""
     from hubselect.tracking import runs
 
-    f_params = fetch_params(fetch_cfg)
-    s_params = {**f_params, **score_params(score_cfg)}
-    all_params = {**s_params, **select_params(select_cfg)}
-    start = time.perf_counter()
-    with runs.step_run("main", all_params) as run:
-        phase: dict[str, float] = {}
-        t = time.perf_counter()
-        fetched = _reuse("fetch", f_params) or run_fetch(fetch_cfg, quiet=quiet)
-        phase["fetch"] = time.perf_counter() - t
-        t = time.perf_counter()
-        scored = _reuse("score", s_params)
-        if scored is None:
-            scored = run_score(fetch_cfg, score_cfg, fetch_dir=fetched.path, quiet=quiet)
-        elif not (scored.path / "fetch").exists():
-            (scored.path / "fetch").symlink_to(fetched.path.resolve(), target_is_directory=True)
-        phase["score"] = time.perf_counter() - t
-        t = time.perf_counter()
-        selected = _reuse("select", all_params) or run_select(fetch_cfg, score_cfg, select_cfg,
-                                                              score_dir=scored.path, quiet=quiet)
-        phase["select"] = time.perf_counter() - t
-        runs.log_metrics({f"time_{k}_s": v for k, v in phase.items()})
-        runs.log_metrics({"time_total_s": time.perf_counter() - start})
-        runs.set_tags({"hubselect.fetch_run": fetched.run_id, "hubselect.score_run": scored.run_id,
-                       "hubselect.select_run": selected.run_id})
-        return StepOutput(run.info.run_id, selected.path)
+    if select_dir is not None:
+        return Path(select_dir)
+    score_dir = work / "select" / "score"
+    catalog = _fetch_logged(fetch_cfg, score_dir / "fetch", quiet, "fetch")
+    result = _score_into(catalog, score_dir / "fetch", score_cfg, score_dir, quiet)
+    _select_into(catalog, result.scores, select_cfg, work / "select")
+    runs.log_dir(work / "select", "select")
+    return work / "select"
+
+
+def _upstream(select_dir: Path) -> tuple[dict, Path, Any, dict]:
+    import pandas as pd
+
+    fetch_dir = select_dir / "score" / "fetch"
+    scores = pd.read_csv(select_dir / "score" / "scores.csv", index_col="candidate")
+    return load_catalog(fetch_dir), fetch_dir, scores, json.loads((select_dir / "selection.json").read_text())
+
+
+def run_finetune(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: SelectionConfig, cfg: Any, *,
+                 select_dir: Path | None = None, quiet: bool = False) -> StepOutput:
+    """Fine-tune on every selected source (cached per source revision + settings)."""
+    from hubselect.tracking import runs
+    from hubselect.transfer import transfer_params, tune_selected
+
+    params = {**fetch_params(fetch_cfg), **score_params(score_cfg), **select_params(select_cfg),
+              **transfer_params(cfg)}
+    with runs.step_run("finetune", params) as run:
+        work = _workdir("finetune")
+        select_dir = _selection_inputs(fetch_cfg, score_cfg, select_cfg, select_dir, work, quiet)
+        catalog, fetch_dir, _, selection = _upstream(select_dir)
+        start = time.perf_counter()
+        tuned = tune_selected(catalog, fetch_dir, selection["summary"]["selected_sources"], cfg, quiet=quiet)
+        out = work / "finetune"
+        atomic_write_json(out / "tuned.json", {"target": catalog["target"]["name"], "tuned": tuned})
+        runs.log_metrics({"sources_tuned": len(tuned), "sources_from_cache": sum(t["from_cache"] for t in tuned),
+                          "time_finetune_s": time.perf_counter() - start,
+                          "train_seconds_total": sum(t["train_seconds"] for t in tuned)})
+        runs.log_dir(out)
+        _link(out, "select", select_dir)
+        return StepOutput(run.info.run_id, out)
+
+
+def run_evaluate(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: SelectionConfig, cfg: Any, *,
+                 finetune_dir: Path | None = None, quiet: bool = False) -> StepOutput:
+    """Evaluate the untuned baseline and each tuned source on the target; one nested run per pair."""
+    from hubselect.tracking import runs
+    from hubselect.transfer import evaluate_pairs, log_pair_runs, transfer_params
+
+    params = {**fetch_params(fetch_cfg), **score_params(score_cfg), **select_params(select_cfg),
+              **transfer_params(cfg)}
+    with runs.step_run("evaluate", params) as run:
+        if finetune_dir is None:
+            finetune_dir = run_finetune(fetch_cfg, score_cfg, select_cfg, cfg, quiet=quiet).path
+        catalog, fetch_dir, scores, selection = _upstream(finetune_dir / "select")
+        out = _workdir("evaluate") / "evaluate"
+        out.mkdir(parents=True)
+        if not catalog["target"].get("eval"):
+            if cfg.require_eval:
+                from hubselect.errors import HubselectError
+
+                raise HubselectError(f"target '{catalog['target']['ref']}' has no labelled evaluation split: "
+                                     "pass --eval-split, or drop --require-eval")
+            logger.warning("target %s has no labelled evaluation split: nothing to evaluate", catalog["target"]["name"])
+            evaluation = None
+        else:
+            start = time.perf_counter()
+            tuned = json.loads((finetune_dir / "tuned.json").read_text())["tuned"]
+            evaluation = evaluate_pairs(catalog, fetch_dir, tuned, cfg, quiet=quiet)
+            ranking = {row["candidate"]: row["rank"] for row in selection["ranking"]}
+            log_pair_runs(evaluation, scores, ranking, cfg, catalog["target"])
+            best = max(p["accuracy"] for p in evaluation["pairs"])
+            runs.log_metrics({"baseline_accuracy": evaluation["baseline"]["accuracy"],
+                              "baseline_macro_f1": evaluation["baseline"]["macro_f1"], "best_accuracy": best,
+                              "best_gain": best - evaluation["baseline"]["accuracy"],
+                              "time_evaluate_s": time.perf_counter() - start})
+            _write_evaluation(evaluation, out)
+        atomic_write_json(out / "evaluation.json", evaluation or {"target": catalog["target"]["name"], "pairs": []})
+        runs.log_dir(out)
+        _link(out, "finetune", finetune_dir)
+        return StepOutput(run.info.run_id, out)
+
+
+def _write_evaluation(evaluation: dict, out: Path) -> None:
+    import pandas as pd
+
+    from hubselect.plots import accuracy_per_source
+
+    rows = [{"source": "(untuned baseline)", "accuracy": evaluation["baseline"]["accuracy"],
+             "macro_f1": evaluation["baseline"]["macro_f1"], "gain": 0.0}]
+    rows += [{k: p[k] for k in ("source", "formulation", "accuracy", "macro_f1", "gain", "train_seconds")}
+             for p in evaluation["pairs"]]
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out / "evaluation.csv", index=False, float_format="%.6g")
+    (out / "plots").mkdir(exist_ok=True)
+    accuracy_per_source(frame, out / "plots" / "accuracy_per_source.png")
+
+
+def run_register(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: SelectionConfig, cfg: Any, *,
+                 evaluate_dir: Path | None = None, quiet: bool = False) -> StepOutput:
+    """Log the champion with its MLflow flavour and register it with the alias ``champion``."""
+    from hubselect.tracking import models, runs
+    from hubselect.transfer import choose_champion, target_label_names, transfer_params
+
+    params = {**fetch_params(fetch_cfg), **score_params(score_cfg), **select_params(select_cfg),
+              **transfer_params(cfg)}
+    with runs.step_run("register", params) as run:
+        if evaluate_dir is None:
+            evaluate_dir = run_evaluate(fetch_cfg, score_cfg, select_cfg, cfg, quiet=quiet).path
+        finetune_dir = evaluate_dir / "finetune"
+        catalog, fetch_dir, _, selection = _upstream(finetune_dir / "select")
+        evaluation = json.loads((evaluate_dir / "evaluation.json").read_text())
+        evaluation = evaluation if evaluation.get("pairs") else None
+        tuned = json.loads((finetune_dir / "tuned.json").read_text())["tuned"]
+        policy = cfg.champion if cfg.champion != "auto" else ("metric" if evaluation else "rank")
+        champion, reason = choose_champion(evaluation, tuned, policy)
+        target = catalog["target"]
+        examples = read_texts(fetch_dir / target["score"]["sample"])[:3]
+        if champion["path"] is None:  # the untuned baseline won
+            from hubselect.modeling import resolve_model
+
+            model = resolve_model(cfg.finetune.model, cfg.finetune.model_revision)
+        else:
+            model = champion["path"]
+        info = models.log_model(model, target_label_names(catalog), descriptions=cfg.descriptions,
+                                mapping=cfg.mapping, max_length=cfg.finetune.max_length, input_example=examples,
+                                metadata={"hubselect.target": target["name"],
+                                          "hubselect.source_revision": champion["source_revision"]})
+        metrics = {k: champion[k] for k in ("accuracy", "macro_f1") if k in champion}
+        if evaluation:
+            metrics["baseline_accuracy"] = evaluation["baseline"]["accuracy"]
+        version = models.register_champion(
+            info, cfg.registered_model_name or None, target=target["name"],
+            source=None if champion["path"] is None else champion["source"],
+            metrics=metrics, gain=champion.get("gain"), policy=f"{policy}: {reason}",
+            tags={"hubselect.measures": ",".join(selection["summary"]["measures"]),
+                  "hubselect.target_revision": target["revision"]})
+        name = (models.sanitize_model_name(cfg.registered_model_name) if cfg.registered_model_name
+                else models.default_model_name(target["name"]))
+        out = _workdir("register") / "register"
+        record = {"registered_model": name, "version": version, "alias": "champion", "uri": f"models:/{name}@champion",
+                  "source": champion["source"], "policy": policy, "reason": reason, **metrics,
+                  "gain": champion.get("gain")}
+        atomic_write_json(out / "champion.json", record)
+        runs.log_dir(out)
+        runs.log_metrics({"registered_version": version, **{f"champion_{k}": v for k, v in metrics.items()}})
+        runs.set_tags({"hubselect.champion": champion["source"], "hubselect.registered_model": f"{name}/{version}"})
+        _link(out, "evaluate", evaluate_dir)
+        return StepOutput(run.info.run_id, out)

@@ -28,9 +28,9 @@ the cosine) on full test splits, measured on this project's data::
       dvd .690, toys_games .605 (400 test texts each) for the chosen template.
 
 "This text is about {label}." is best on the FDU-MTL mean (best on 4 of the 7 domains) and on
-topics (ag_news), the two target kinds this tool is built for, and best on the mean over all ten sets
-(0.594 vs 0.588 for "This text is {label}."). Question-type (trec) and emotion targets do better
-with the bare label name: override the template per task for those.
+topics (ag_news), the two target kinds this tool is built for, and best on the mean over all ten
+sets (0.594 vs 0.588 for "This text is {label}."). Question-type (trec) and emotion targets do
+better with the bare label name: override the template per task for those.
 """
 
 from __future__ import annotations

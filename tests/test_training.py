@@ -7,6 +7,7 @@ tokenizer; one test fine-tunes the bundled MiniLM itself on a few dozen FDU-MTL 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import shutil
@@ -244,7 +245,7 @@ def test_second_call_is_a_cache_hit(tiny_model):
     assert load_tuned(first.path).best_holdout_loss == first.best_holdout_loss
     # the device is not part of the key; data, revision, formulation and settings are
     assert finetune("toy", "r", texts, labels, NAMES,
-                    FinetuneConfig(**{**config.__dict__, "device": "cpu"}),
+                    dataclasses.replace(config, device="cpu"),
                     formulation="head", progress=False).from_cache
     for changed in (dict(source_revision="r2"), dict(formulation="description"),
                     dict(labels=labels[::-1]), dict(config=_config(tiny_model, seed=3))):
@@ -274,12 +275,39 @@ def test_early_stopping_keeps_the_best_weights(tiny_model):
     # recompute the held-out loss of the saved weights: it is the best one
     from hubselect.training import _split
 
-    _, hold = _split(len(texts), FinetuneConfig(**{**tuned.metadata["config"]}))
+    _, hold = _split(len(texts), FinetuneConfig(**tuned.metadata["config"]))
     classifier = DescriptionClassifier(tuned.path, NAMES, max_length=32)
     scores = torch.as_tensor(classifier.scores([texts[i] for i in hold]))
     gold = torch.as_tensor([NAMES.index(labels[i]) for i in hold])
     loss = float(torch.nn.functional.cross_entropy(scores, gold))
     assert loss == pytest.approx(best["loss"], abs=1e-3)
+
+
+def test_out_of_memory_halves_the_batch_size(tiny_model, monkeypatch, caplog):
+    """torch raising its out-of-memory error for training batches above 4 texts (as a GPU
+    would) makes fine-tuning retry with 8, then 4."""
+    import logging
+
+    import torch
+
+    real = torch.nn.functional.cross_entropy
+
+    def limited(logits, *args, **kwargs):
+        if torch.is_grad_enabled() and logits.shape[0] > 4:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(logits, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", limited)
+    texts, labels = toy_data(40, 0)
+    with caplog.at_level(logging.WARNING, logger="hubselect.training"):
+        tuned = finetune("toy", None, texts, labels, NAMES,
+                         _config(tiny_model, epochs=1, batch_size=16),
+                         formulation="description", progress=False)
+    assert tuned.metadata["metrics"]["batch_size_used"] == 4
+    assert tuned.metadata["config"]["batch_size"] == 16
+    messages = [r.getMessage() for r in caplog.records if r.name == "hubselect.training"]
+    assert sum("out of memory" in m for m in messages) == 2
+    assert "batch size 8" in messages[0] and "batch size 4" in messages[1]
 
 
 def test_bad_training_inputs(tiny_model):

@@ -60,11 +60,16 @@ def sanitize_model_name(name: str) -> str:
 
 
 def pip_requirements() -> list[str]:
-    """Return the explicit pinned requirements of a logged model (versions installed here)."""
+    """Return the explicit pinned requirements of a logged model (versions installed here).
+
+    A local version label is dropped (``torch==2.13.0``, not ``2.13.0+cpu``) so the pins
+    install from PyPI on CPU and GPU machines alike.
+    """
     out = []
     for package in REQUIREMENTS:
         try:
-            out.append(f"{package}=={importlib.metadata.version(package)}")
+            version = importlib.metadata.version(package).split("+", 1)[0]
+            out.append(f"{package}=={version}")
         except importlib.metadata.PackageNotFoundError:
             out.append(package)
     return out
@@ -78,12 +83,23 @@ def _description_pyfunc() -> Any:
     The class is defined here so that importing this module does not import mlflow; cloudpickle
     stores it by value and it imports :mod:`hubselect.zeroshot` (logged as code) when loaded.
     """
+    import warnings
+
     import mlflow.pyfunc
 
-    class HubselectDescriptionModel(mlflow.pyfunc.PythonModel):
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Add type hints", category=UserWarning)
+        return _define_description_model(mlflow.pyfunc.PythonModel)()
+
+
+def _define_description_model(base: type) -> type:
+    """Define the description PythonModel class on ``base`` (``mlflow.pyfunc.PythonModel``)."""
+
+    class HubselectDescriptionModel(base):
         """Zero-shot bi-encoder: predicts the target label whose description is closest."""
 
-        # No type hints on these two: MLflow would try to derive a signature from them.
+        # No type hints on load_context/predict: with a ``list[str]`` hint MLflow's server
+        # accepts only ``{"inputs": ...}``; without, ``dataframe_split``/``records`` work too.
         def load_context(self, context):  # noqa: ANN001, ANN202
             from hubselect.zeroshot import DescriptionClassifier
 
@@ -94,10 +110,10 @@ def _description_pyfunc() -> Any:
                 scale=float(config.get("scale", 20.0)), device=config.get("device"))
 
         def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN202
-            """Return the predicted target label name of each input text."""
+            """Return the predicted target label name of each input text (a list of str)."""
             return self.classifier.predict(_texts_of(model_input))
 
-    return HubselectDescriptionModel()
+    return HubselectDescriptionModel
 
 
 def _texts_of(model_input: Any) -> list[str]:
@@ -195,7 +211,20 @@ def _log_head(path: str, names: list[str], mapping: Mapping[str, str] | None, na
         return mlflow.transformers.log_model(
             transformers_model={"model": head, "tokenizer": tokenizer}, name=name,
             task="text-classification", signature=signature, input_example=example,
-            pip_requirements=pip_requirements(), metadata=info_meta)
+            pip_requirements=pip_requirements(), metadata=info_meta,
+            model_card=_model_card(names, info_meta))
+
+
+def _model_card(names: list[str], info_meta: Mapping[str, Any]) -> Any:
+    """A short model card, so MLflow does not look the exported folder up on the Hub."""
+    from huggingface_hub import ModelCard
+
+    return ModelCard(
+        "---\nlibrary_name: transformers\npipeline_tag: text-classification\n---\n"
+        "# hubselect zero-shot text classifier\n\n"
+        f"Labels (target): {', '.join(names)}. Fine-tuned on source "
+        f"'{info_meta.get('hubselect.source')}' from base model "
+        f"'{info_meta.get('hubselect.base_model')}' with a label-aligned classification head.\n")
 
 
 def _log_description(path: str, names: list[str], descs: dict[str, str], scale: float,

