@@ -63,7 +63,10 @@ def step_run(step: str, params: Mapping[str, Any], *, run_name: str | None = Non
     active = mlflow.active_run() is not None
     with mlflow.start_run(nested=active, run_name=run_name or step, tags={STEP_TAG: step}) as run:
         mlflow.set_tag(STEP_TAG, step)
-        mlflow.log_params(as_params(params))
+        # `mlflow run` has already logged the entry point's params on the run we resume, some in
+        # its own spelling (an empty string as "''"): log only the others.
+        logged = mlflow.get_run(run.info.run_id).data.params
+        mlflow.log_params({k: v for k, v in as_params(params).items() if k not in logged})
         yield run
 
 
