@@ -1,4 +1,4 @@
-"""``hubselect`` command line: ``hubselect fetch|score|select|main ...`` (each with ``--help``).
+"""``hubselect`` command line: ``hubselect <step> ...`` for every step and ``main`` (each with ``--help``).
 
 Every error a user can cause is one line on stderr (``hubselect: error: ...``) and exit code 2.
 """

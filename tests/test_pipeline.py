@@ -130,3 +130,14 @@ def test_unusable_target_and_candidates(tracking, capsys):
     assert status["empty"][0] == "rejected" and "no non-empty text" in status["empty"][1]
     assert status["numbers"][0] == "rejected" and "no text column" in status["numbers"][1]
     assert run.data.metrics["candidates_rejected"] == 2
+
+
+def test_unreachable_tracking_server_fails_fast_in_one_line(tracking, monkeypatch, capsys):
+    import time
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    start = time.perf_counter()
+    assert main(["fetch", *FETCH_FAST]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach the MLflow tracking server at http://127.0.0.1:9" in err[0]
+    assert time.perf_counter() - start < 30

@@ -37,6 +37,8 @@ def configure(experiment: str | None = None) -> str:
 
     logging.getLogger("mlflow.tracking.fluent").setLevel(logging.WARNING)  # "Creating a new experiment"
     uri = tracking_uri()
+    if uri.startswith(("http://", "https://")):
+        _probe(uri)
     mlflow.set_tracking_uri(uri)
     try:
         if experiment or not os.environ.get("MLFLOW_RUN_ID"):
@@ -48,6 +50,21 @@ def configure(experiment: str | None = None) -> str:
         raise HubselectError(f"cannot use the MLflow tracking store at {uri} ({type(exc).__name__}): "
                              "start the server, fix MLFLOW_TRACKING_URI, or unset it to use ./mlflow.db") from exc
     return uri
+
+
+def _probe(uri: str, timeout: float = 5.0) -> None:
+    """Fail in seconds, not after MLflow's minutes of retries, when a tracking server is down."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return  # it answered: a server (or a proxy) is there
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise HubselectError(f"cannot reach the MLflow tracking server at {uri} ({reason}): start it "
+                             "(mlflow server --workers 1), fix MLFLOW_TRACKING_URI, or unset it to use ./mlflow.db") from None
 
 
 def as_params(params: Mapping[str, Any]) -> dict[str, str]:
