@@ -1,0 +1,301 @@
+"""``hubselect benchmark``: the transfer benchmark as one MLflow run with a nested run per pair.
+
+Builds (or resumes) the matrix (:mod:`hubselect.benchmark.matrix`), scores every policy
+(:mod:`hubselect.benchmark.metrics`), fits the learned policy with leave-one-target-out
+evaluation (:mod:`hubselect.benchmark.learned`) and writes the report
+(:mod:`hubselect.benchmark.report`) into ``<output>/report``; everything is also logged as
+the run's artifacts, with ``learned_policy.json`` at the top for ``policy=learned``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hubselect.errors import HubselectError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TASKS = str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fdu-mtl")
+QUICK_TASKS = ("books", "dvd", "electronics", "kitchen_housewares")
+#: The ``--quick`` preset: applied to every option still at its default.
+QUICK = {"sample_size": 200, "target_sample_size": 200, "eval_size": 200, "embed_examples": 100,
+         "train_max_length": 64, "max_train_examples": 200}
+#: Defaults of ``hubselect benchmark`` that differ from the pipeline's (sized for ~1 h on 2 CPU cores).
+DEFAULTS = {"sample_size": 400, "target_sample_size": 500, "eval_size": 400, "embed_examples": 200,
+            "train_max_length": 64, "max_train_examples": 400}
+RANK_POLICIES = {"rank:default": ("js", "centroid_cosine", "mmd"), "rank:all": (), "rank:terms": (),
+                 "rank:embeddings": ()}
+
+
+def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
+    """Add the benchmark's options (not ``--quiet``/``--experiment``: the CLI's ``_common`` adds those)."""
+    from hubselect import cli
+
+    g = parser.add_argument_group("benchmark")
+    g.add_argument("--tasks", default=DEFAULT_TASKS,
+                   help="catalog folder(s), task paths, 'demo' or Hub ids, comma-separated (default: ../shared/data/fdu-mtl)")
+    g.add_argument("--only", default="", help="task names to keep, comma-separated (default: all)")
+    g.add_argument("--output", default="benchmark-output", help="folder of the matrix and report (resumable)")
+    g.add_argument("--quick", action="store_true",
+                   help=f"smoke preset: {', '.join(QUICK_TASKS)} of FDU-MTL, small samples (under 10 min on CPU)")
+    g.add_argument("--sample-size", type=int, default=DEFAULTS["sample_size"], help="examples sampled per source")
+    g.add_argument("--target-sample-size", type=int, default=DEFAULTS["target_sample_size"],
+                   help="unlabelled target texts sampled for scoring")
+    g.add_argument("--eval-size", type=int, default=DEFAULTS["eval_size"], help="labelled target examples evaluated")
+    g.add_argument("--seed", type=int, default=0, help="sampling and training seed")
+    g.add_argument("--ks", default="1,3", help="k values of the metrics, comma-separated")
+    g.add_argument("--learned-alpha", type=float, default=1.0, help="ridge penalty of the learned policy")
+    cli._score_args(parser)
+    cli._transfer_args(parser)
+    parser.set_defaults(embed_examples=DEFAULTS["embed_examples"], train_max_length=DEFAULTS["train_max_length"],
+                        max_train_examples=DEFAULTS["max_train_examples"])
+
+
+def _apply_quick(args: argparse.Namespace) -> None:
+    if not args.quick:
+        return
+    defaults = {**DEFAULTS}
+    for key, value in QUICK.items():
+        if getattr(args, key) == defaults[key]:
+            setattr(args, key, value)
+    if args.tasks == DEFAULT_TASKS and not args.only:
+        args.only = ",".join(QUICK_TASKS)
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~hubselect.benchmark.matrix.BenchmarkConfig` of parsed arguments."""
+    from hubselect import cli
+    from hubselect.benchmark.matrix import BenchmarkConfig
+
+    _apply_quick(args)
+    for name in ("label_map", "champion", "registered_model_name", "require_eval"):
+        if not hasattr(args, name):
+            setattr(args, name, {"label_map": "", "champion": "auto", "registered_model_name": ""}.get(name, False))
+    only = tuple(s.strip() for s in args.only.split(",") if s.strip())
+    return BenchmarkConfig(tasks=args.tasks, score=cli.score_config(args), transfer=cli.transfer_config(args),
+                           sample_size=args.sample_size, target_sample_size=args.target_sample_size,
+                           eval_size=args.eval_size, seed=args.seed, only=only)
+
+
+def parse_ks(text: str) -> tuple[int, ...]:
+    """``"1,3"`` -> ``(1, 3)``; 1 and 3 are always included (the headline needs them)."""
+    try:
+        ks = {int(s) for s in text.split(",") if s.strip()}
+    except ValueError:
+        raise HubselectError(f"--ks '{text}' is not a comma-separated list of integers") from None
+    if any(k < 1 for k in ks):
+        raise HubselectError(f"--ks values must be at least 1, got '{text}'")
+    return tuple(sorted(ks | {1, 3}))
+
+
+def hardware() -> dict[str, Any]:
+    """CPU, cores, torch threads, GPU and the load average, for the report."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
+            "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()), "python": platform.python_version(),
+            "torch": torch.__version__}
+
+
+def score_seconds(matrix: dict) -> dict[str, float]:
+    """Cold scoring time per target: the measures as timed plus every representation at the
+    mean cost of one that was actually computed (cached ones would flatter the saving)."""
+    recs = [r for r in matrix["targets"] if r["scored"]]
+    enc = sum(r["score_timings"].get("encoder", 0.0) for r in recs)
+    computed = sum(r["embed_sets"] - r["score_cached"].get("embeddings", 0) for r in recs)
+    tok = sum(r["score_timings"].get("tokenise", 0.0) for r in recs)
+    tok_computed = sum(r["embed_sets"] - r["score_cached"].get("terms", 0) for r in recs)
+    per_embed = enc / computed if computed else 0.0
+    per_terms = tok / tok_computed if tok_computed else 0.0
+    out = {}
+    for r in recs:
+        t = r["score_timings"]
+        out[r["target"]] = (r["embed_sets"] * (per_embed + per_terms) + t.get("term_measures", 0.0)
+                            + t.get("embedding_measures", 0.0))
+    return out
+
+
+def _log_target(record: dict, resumed: bool, cfg: Any) -> None:
+    """One nested MLflow run per pair of a finished target (same param and metric names)."""
+    from hubselect.tracking import runs
+    from hubselect.transfer import transfer_params
+
+    if not record["scored"]:
+        return
+    common = {k: v for k, v in transfer_params(cfg.transfer).items() if k not in ("champion", "registered_model_name")}
+    for p in record["pairs"]:
+        params = {"source": p["source"], "source_revision": p["source_revision"], "target": record["target"],
+                  "target_revision": record["target_revision"], "formulation": p["formulation"], **common}
+        with runs.step_run("pair", params, run_name=f"{p['source']} -> {record['target']}"):
+            metrics = {"accuracy": p["accuracy"], "macro_f1": p["macro_f1"], "gain": p["gain"],
+                       "baseline_accuracy": record["baseline"]["accuracy"], "train_seconds": p["train_seconds"],
+                       "eval_seconds": p["eval_seconds"]}
+            metrics.update({f"divergence_{m}": float(v) for m, v in record["scores"].get(p["source"], {}).items()})
+            runs.log_metrics(metrics)
+            runs.set_tags({"hubselect.resumed": resumed})
+
+
+def analyse(matrix: dict, out_dir: Path, *, ks: tuple[int, ...] = (1, 3), alpha: float = 1.0,
+            context: dict[str, Any] | None = None, title: str = "hubselect transfer benchmark") -> dict[str, Any]:
+    """Metrics of every policy, the learned policy (LOTO), and the report under ``out_dir/report``."""
+    import pandas as pd
+
+    from hubselect.benchmark import learned, metrics, report
+    from hubselect.benchmark.matrix import pairs_frame, source_features_frame, unusable_tasks
+    from hubselect.divergence import resolve_measures
+
+    pairs = pairs_frame(matrix)
+    measures = [c[2:] for c in pairs.columns if c.startswith("d_")]
+    kinds = {s.name: s.kind for s in resolve_measures(measures)}
+    rank_policies = {"rank:all": measures, "rank:terms": [m for m in measures if kinds[m] == "terms"],
+                     "rank:embeddings": [m for m in measures if kinds[m] == "embeddings"]}
+    if set(metrics.DEFAULT_RANK_MEASURES) <= set(measures):
+        rank_policies["rank:default"] = list(metrics.DEFAULT_RANK_MEASURES)
+    rank_policies = {k: v for k, v in rank_policies.items() if v}
+    feats = source_features_frame(out_dir, matrix["tasks"])
+    table_full = learned.training_table(pairs, measures, feats)
+    table_div = learned.training_table(pairs, measures, None)
+    pred_full, trained_on = learned.loto_predictions(table_full, alpha=alpha)
+    pred_div, _ = learned.loto_predictions(table_div, alpha=alpha)
+    key = pd.MultiIndex.from_frame(table_full[["target", "source"]])
+    index = pd.MultiIndex.from_frame(pairs[["target", "source"]])
+    learned_series = {"learned": pd.Series(pred_full.values, index=key).reindex(index).set_axis(pairs.index),
+                      "learned:divergence-only": pd.Series(pred_div.values, index=key).reindex(index).set_axis(pairs.index)}
+    secs = score_seconds(matrix)
+    per_target = metrics.evaluate_policies(pairs, secs, measures, rank_policies, learned_series, ks)
+    summary = metrics.summarise(per_target)
+    order = (["rank:default", "learned", "learned:divergence-only"] + [p for p in rank_policies if p != "rank:default"]
+             + list(summary.drop(index=["random", "oracle"], errors="ignore").sort_values("regret@3").index))
+    order = list(dict.fromkeys(order + ["random", "oracle"]))
+    closeness = {name: pd.Series(close, index=pairs.index) for name, close in _all_closeness(pairs, measures,
+                                                                                           rank_policies).items()}
+    closeness.update(learned_series)
+    closeness["oracle"] = pairs["accuracy"]
+    curve = metrics.regret_curve(pairs, closeness, secs)
+    examples_ci = _examples_ci(pairs, closeness, matrix, [p for p in order if p in closeness][:6])
+    model = learned.fit_all(table_full, alpha=alpha)
+    out = Path(out_dir) / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    learned.save(model, out / "learned_policy.json")
+    learned.save(learned.fit_all(table_div, alpha=alpha), out / "learned_policy_divergence_only.json")
+    (out / "loto_folds.json").write_text(json.dumps(trained_on, indent=1), encoding="utf-8")
+    examples_ci.to_csv(out / "ci_targets_and_examples.csv", float_format="%.4f")
+    notes = [f"CI over targets *and* examples (binomial resampling of each pair's {int(pairs.groupby('target').size().iloc[0])}"
+             f"-source accuracies): see ci_targets_and_examples.csv; " + "; ".join(
+                 f"{p}: Regret@3 [{r['regret@3_lo']:.2f}, {r['regret@3_hi']:.2f}], Spearman [{r['spearman_lo']:.2f}, "
+                 f"{r['spearman_hi']:.2f}]" for p, r in examples_ci.iterrows())]
+    path = report.write_report(out, title=title, context=context or {}, pairs=pairs,
+                               baselines=pairs.groupby("target")["baseline_accuracy"].first(), per_target=per_target,
+                               summary=summary, curve=curve, measures=measures, order=order,
+                               unusable=unusable_tasks(matrix), notes=notes)
+    return {"report": path, "summary": summary, "order": order, "per_target": per_target, "model": model,
+            "trained_on": trained_on, "pairs": pairs}
+
+
+def _all_closeness(pairs: Any, measures: list[str], rank_policies: dict) -> dict[str, Any]:
+    import numpy as np
+
+    from hubselect.benchmark.metrics import policy_closeness
+
+    out: dict[str, Any] = {}
+    for _, group in pairs.groupby("target", sort=True):
+        for name, close in policy_closeness(group, measures, rank_policies).items():
+            out.setdefault(name, np.full(len(pairs), np.nan))
+            out[name][pairs.index.get_indexer(group.index)] = close
+    return out
+
+
+def _examples_ci(pairs: Any, closeness: dict[str, Any], matrix: dict, policies: list[str]) -> Any:
+    import pandas as pd
+
+    from hubselect.benchmark import metrics
+
+    n_eval = {r["target"]: r["eval_n"] for r in matrix["targets"] if r["scored"]}
+    groups = list(pairs.groupby("target", sort=True))
+    rows = {}
+    for name in policies:
+        accs = [g["accuracy"].to_numpy() for _, g in groups]
+        close = [closeness[name].loc[g.index].to_numpy() for _, g in groups]
+        ns = [n_eval[t] for t, _ in groups]
+        row = {}
+        for col, fn in (("spearman", metrics.spearman), ("regret@1", lambda c, a: metrics.regret_at_k(c, a, 1)),
+                        ("regret@3", lambda c, a: metrics.regret_at_k(c, a, 3))):
+            row[f"{col}_lo"], row[f"{col}_hi"] = metrics.accuracy_resample_ci(accs, ns, close, fn, n_boot=300)
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("policy")
+
+
+def benchmark_params(cfg: Any) -> dict[str, Any]:
+    """MLflow params of the benchmark run."""
+    from hubselect.benchmark.matrix import settings_of
+
+    return {k: v for k, v in settings_of(cfg, []).items() if k != "task_names"} | {"only": ",".join(cfg.only)}
+
+
+def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3), alpha: float = 1.0,
+                  quiet: bool = True, command: str = "") -> Any:
+    """The benchmark as an MLflow run (configure tracking first); returns a StepOutput."""
+    from hubselect.benchmark.matrix import build_matrix
+    from hubselect.benchmark.metrics import DEFAULT_RANK_MEASURES
+    from hubselect.steps import StepOutput
+    from hubselect.tracking import runs
+
+    out_dir = Path(out_dir).resolve()
+    start = time.perf_counter()
+    with runs.step_run("benchmark", benchmark_params(cfg)) as run:
+        matrix = build_matrix(cfg, out_dir, quiet=quiet, on_target=lambda rec, resumed: _log_target(rec, resumed, cfg))
+        recs = [r for r in matrix["targets"] if r["scored"]]
+        tune = {p["source"]: p["train_seconds"] for r in recs for p in r["pairs"]}
+        context = {"command": f"`{command}`" if command else "(API)", "hardware": hardware(),
+                   "settings": {k: v for k, v in matrix["settings"].items() if k != "task_names"},
+                   "tasks": f"{len(matrix['tasks'])} ({', '.join(t['name'] for t in matrix['tasks'])})",
+                   "pairs": sum(len(r["pairs"]) for r in recs),
+                   "time": f"tuning {sum(tune.values()) / 60:.1f} min ({len(tune)} sources, once each), evaluation "
+                           f"{sum(p['eval_seconds'] for r in recs for p in r['pairs']) / 60:.1f} min, "
+                           f"baselines {sum(r.get('baseline_seconds') or 0 for r in recs) / 60:.1f} min "
+                           f"(as first computed; cached reruns are free)",
+                   "default policy evaluated": f"rank over {','.join(DEFAULT_RANK_MEASURES)}"}
+        result = analyse(matrix, out_dir, ks=ks, alpha=alpha, context=context)
+        best = result["summary"]
+        headline = {f"{m}": float(best.loc[p, m]) for p in ("rank:default",) if p in best.index
+                    for m in ("spearman", "regret@1", "regret@3", "saving@3")}
+        runs.log_metrics({**{f"default_{k}": v for k, v in headline.items()}, "pairs": context["pairs"],
+                          "time_wall_total_s": time.perf_counter() - start})
+        runs.log_dir(result["report"].parent, "report")
+        top = out_dir / "artifacts-top"
+        top.mkdir(exist_ok=True)
+        for name, src in (("learned_policy.json", result["report"].parent / "learned_policy.json"),
+                          ("benchmark.json", out_dir / "benchmark.json")):
+            (top / name).write_bytes(src.read_bytes())
+        runs.log_dir(top, None)
+        return StepOutput(run.info.run_id, result["report"].parent)
+
+
+def run_from_args(args: argparse.Namespace) -> Any:
+    """Entry point of ``hubselect benchmark`` (parsed arguments); returns a StepOutput."""
+    from hubselect.tracking import runs
+
+    cfg = config_from_args(args)
+    ks = parse_ks(args.ks)
+    runs.configure(getattr(args, "experiment", None))
+    command = "hubselect " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    return run_benchmark(cfg, args.output, ks=ks, alpha=args.learned_alpha, quiet=getattr(args, "quiet", True),
+                         command=command)
