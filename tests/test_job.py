@@ -9,13 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from hubselect.cli import main
 from test_pipeline import artifacts, runs_of
-from test_training import make_tiny_model
+from modelkit import make_tiny_model
 
 
 @pytest.fixture(scope="module")
