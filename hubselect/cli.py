@@ -75,6 +75,8 @@ def _select_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--select-measures", default=DEFAULT_MEASURES, help="measures the policy ranks by")
     g.add_argument("--quantile", type=float, default=0.25, help="quantile policy: keep mean rank <= this quantile")
     g.add_argument("--budget-examples", type=int, default=0, help="budget policy: total training examples")
+    g.add_argument("--learned-model", default="", help="learned policy: learned_policy.json of a benchmark run, "
+                   "its folder, or runs:/<benchmark run id>")
 
 
 def _transfer_args(p: argparse.ArgumentParser) -> None:
@@ -135,7 +137,7 @@ def score_config(a: argparse.Namespace):
 def select_config(a: argparse.Namespace):
     from hubselect.selection import SelectionConfig
 
-    cfg = SelectionConfig(a.policy, a.k, a.select_measures, a.quantile, a.budget_examples)
+    cfg = SelectionConfig(a.policy, a.k, a.select_measures, a.quantile, a.budget_examples, a.learned_model)
     cfg.measure_names()
     return cfg
 

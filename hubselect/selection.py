@@ -9,6 +9,9 @@ Every measure is oriented "lower = closer". Policies:
   ranks (the prune step of Pugantsov & McCreadie 2023); ``k`` is ignored.
 - ``budget``: walk the mean-rank order and keep candidates while the total tuning examples stay
   within ``budget_examples``.
+- ``learned``: the ``k`` candidates with the highest gain predicted by a model trained on
+  benchmark results (``hubselect benchmark`` writes ``learned_policy.json``); the caller loads
+  the model and passes the predictions (this module does no I/O).
 
 Default: ``rank`` over ``js,centroid_cosine,mmd`` (one measure over term distributions, two
 over embeddings) with ``k=3``; see the README for why and the benchmark that revisits it.
@@ -23,7 +26,7 @@ import numpy as np
 
 from hubselect.errors import HubselectError
 
-POLICIES = ("topk", "rank", "quantile", "budget")
+POLICIES = ("topk", "rank", "quantile", "budget", "learned")
 DEFAULT_MEASURES = "js,centroid_cosine,mmd"
 
 
@@ -37,6 +40,8 @@ class SelectionConfig:
         measures: Comma-separated measure names to rank by (canonical names or aliases).
         quantile: Fraction in (0, 1] for ``quantile``.
         budget_examples: Total training examples allowed for ``budget``.
+        learned_model: For ``learned``: a ``learned_policy.json``, a folder holding one, or
+            ``runs:/<benchmark run id>``.
     """
 
     policy: str = "rank"
@@ -44,6 +49,7 @@ class SelectionConfig:
     measures: str = DEFAULT_MEASURES
     quantile: float = 0.25
     budget_examples: int = 0
+    learned_model: str = ""
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
@@ -54,6 +60,9 @@ class SelectionConfig:
             raise HubselectError(f"quantile must be in (0, 1], got {self.quantile}")
         if self.policy == "budget" and self.budget_examples < 1:
             raise HubselectError("policy 'budget' needs --budget-examples > 0 (total training examples allowed)")
+        if self.policy == "learned" and not self.learned_model:
+            raise HubselectError("policy 'learned' needs --learned-model: the learned_policy.json of a benchmark run "
+                                 "(or runs:/<benchmark run id>)")
 
     def measure_names(self) -> list[str]:
         """Canonical names of ``measures`` (aliases resolved)."""
@@ -74,13 +83,15 @@ class Selection:
         return [str(c) for c in self.table.index[self.table["decision"] == "selected"]]
 
 
-def select(scores: Any, tuning_examples: Mapping[str, int], cfg: SelectionConfig) -> Selection:
+def select(scores: Any, tuning_examples: Mapping[str, int], cfg: SelectionConfig,
+           predicted_gain: Any = None) -> Selection:
     """Apply ``cfg`` to ``scores``.
 
     Args:
         scores: DataFrame, rows = candidates, columns = measures (lower = closer).
         tuning_examples: Training examples fine-tuning would use per candidate (cost proxy).
         cfg: The policy.
+        predicted_gain: For ``learned``: a Series of predicted gains indexed like ``scores``.
 
     Raises:
         HubselectError: a ranking measure was not scored, or ``k`` exceeds the candidates.
@@ -91,17 +102,27 @@ def select(scores: Any, tuning_examples: Mapping[str, int], cfg: SelectionConfig
         raise HubselectError(f"selection measure '{missing[0]}' was not scored (scored: {', '.join(scores.columns)}): "
                              "add it to the score step's --measures or choose scored ones")
     n = len(scores)
-    if cfg.policy in ("topk", "rank") and cfg.k > n:
+    if cfg.policy in ("topk", "rank", "learned") and cfg.k > n:
         raise HubselectError(f"k={cfg.k} is larger than the {n} usable candidates: lower --k")
     used = names[:1] if cfg.policy == "topk" else names
     ranks = scores[used].rank(method="average", ascending=True)
     table = scores.copy()
     table["mean_rank"] = ranks.mean(axis=1)
     table["tuning_examples"] = [int(tuning_examples.get(c, 0)) for c in table.index]
-    table = table.sort_values(["mean_rank", *used], kind="stable")
+    if cfg.policy == "learned":
+        if predicted_gain is None:
+            raise HubselectError("policy 'learned' was given no predictions: load the model with --learned-model")
+        table["predicted_gain"] = [float(predicted_gain[c]) for c in table.index]
+        table = table.sort_values(["predicted_gain", "mean_rank"], ascending=[False, True], kind="stable")
+    else:
+        table = table.sort_values(["mean_rank", *used], kind="stable")
     table.insert(0, "rank", np.arange(1, n + 1))
     order_desc = f"mean rank over {', '.join(used)}" if len(used) > 1 else f"{used[0]}"
-    if cfg.policy in ("topk", "rank"):
+    if cfg.policy == "learned":
+        keep = table["rank"] <= cfg.k
+        reasons = [f"rank {r} of {n} by predicted gain {g:+.4f}: " + ("within" if k else "outside") + f" top {cfg.k}"
+                   for r, g, k in zip(table["rank"], table["predicted_gain"], keep)]
+    elif cfg.policy in ("topk", "rank"):
         keep = table["rank"] <= cfg.k
         reasons = [f"rank {r} of {n} by {order_desc}: " + ("within" if k else "outside") + f" top {cfg.k}"
                    for r, k in zip(table["rank"], keep)]

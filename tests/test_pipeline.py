@@ -141,3 +141,20 @@ def test_unreachable_tracking_server_fails_fast_in_one_line(tracking, monkeypatc
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "cannot reach the MLflow tracking server at http://127.0.0.1:9" in err[0]
     assert time.perf_counter() - start < 30
+
+
+def test_select_with_a_learned_policy_file(tracking):
+    """A learned policy (fitted here on made-up gains that favour high JS) drives the selection."""
+    from hubselect.benchmark import learned
+
+    scores = pd.DataFrame({"js": [0.1, 0.2, 0.3, 0.4]}, index=["w", "x", "y", "z"])
+    model = learned.fit(learned.pair_features(scores, ["js"], None), [0.0, 0.01, 0.02, 0.03])
+    path = learned.save(model, tracking / "learned_policy.json")
+    assert main(["select", "--policy", "learned", "--learned-model", str(path), "--k", "2", *FAST]) == 0
+    (run,) = runs_of("select")
+    selection = json.loads((artifacts(run) / "selection.json").read_text())
+    ranking = selection["ranking"]
+    assert [r["predicted_gain"] for r in ranking] == sorted((r["predicted_gain"] for r in ranking), reverse=True)
+    js = [r["js"] for r in ranking]
+    assert js == sorted(js, reverse=True)  # the made-up model prefers the farthest by JS
+    assert selection["summary"]["policy"] == "learned" and selection["summary"]["selected"] == 2

@@ -67,3 +67,14 @@ def test_k_larger_than_candidates_and_unscored_measures_are_refused():
         select(SCORES, SIZES, SelectionConfig("rank", measures="frechet"))
     with pytest.raises(HubselectError, match="unknown measure 'nope'"):
         select(SCORES, SIZES, SelectionConfig("rank", measures="nope"))
+
+
+def test_learned_policy_orders_by_predicted_gain_and_needs_a_model():
+    predicted = pd.Series({"a": 0.01, "b": 0.05, "c": -0.02, "d": 0.03, "e": 0.0})
+    sel = select(SCORES, SIZES, SelectionConfig("learned", k=2, learned_model="model.json"), predicted)
+    assert list(sel.table.index) == ["b", "d", "a", "e", "c"] and sel.selected == ["b", "d"]
+    assert "predicted gain +0.0500" in sel.table.loc["b", "reason"]
+    with pytest.raises(HubselectError, match="needs --learned-model"):
+        SelectionConfig("learned")
+    with pytest.raises(HubselectError, match="was given no predictions"):
+        select(SCORES, SIZES, SelectionConfig("learned", learned_model="model.json"))
