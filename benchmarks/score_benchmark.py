@@ -13,7 +13,7 @@ Goals checked:
 
 Usage (from the repository root, ``../shared/data`` beside the checkout)::
 
-    python benchmarks/score_benchmark.py --output benchmarks/results/score.json
+    python benchmarks/score_benchmark.py --output /tmp/score_benchmark.json
 
 "Cold" means an empty ``HUBSELECT_CACHE_DIR`` (a fresh temporary folder by default), not a cold
 interpreter: heavy libraries (torch, transformers, scikit-learn, pandas) are imported before
@@ -136,12 +136,13 @@ def hardware() -> dict:
 
 def preimport() -> None:
     """Import the heavy libraries the score step loads lazily, so no phase pays for them."""
-    import pandas  # noqa: F401
-    import sklearn.linear_model  # noqa: F401
-    import sklearn.pipeline  # noqa: F401
-    from transformers import AutoModel, AutoTokenizer  # noqa: F401
+    import importlib
 
-    import hubselect.divergence  # noqa: F401
+    for module in ("pandas", "sklearn.linear_model", "sklearn.pipeline", "transformers", "hubselect.divergence"):
+        importlib.import_module(module)
+    from transformers import AutoModel, AutoTokenizer  # resolve the lazy attributes too
+
+    del AutoModel, AutoTokenizer
 
 
 def run_fetch(args: argparse.Namespace, cache_root: Path, out_dir: Path) -> tuple[dict, dict]:

@@ -121,11 +121,16 @@ def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
         timings["embed"] = time.perf_counter() - start
         timings["encoder"] = encoder.seconds
         start_all = time.perf_counter()
-        for spec in emb_specs:
-            start = time.perf_counter()
-            columns[spec.name] = np.array([spec.function(embeddings[0], e, **dict(spec.params))
-                                           for e in embeddings[1:]], dtype=float)
-            timings[f"measure_{spec.name}"] = time.perf_counter() - start
+        # One BLAS thread: the small eigh/svd of these measures run 5-20x slower with two
+        # threads on a busy 2-core machine (docs/benchmarks/scoring.md, runs A/B against C).
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, user_api="blas"):
+            for spec in emb_specs:
+                start = time.perf_counter()
+                columns[spec.name] = np.array([spec.function(embeddings[0], e, **dict(spec.params))
+                                               for e in embeddings[1:]], dtype=float)
+                timings[f"measure_{spec.name}"] = time.perf_counter() - start
         timings["embedding_measures"] = time.perf_counter() - start_all
 
     frame = pd.DataFrame(columns, index=pd.Index(names, name="candidate"))[[s.name for s in specs]]
