@@ -142,6 +142,12 @@ def select_config(a: argparse.Namespace):
     return cfg
 
 
+def _benchmark_args(p: argparse.ArgumentParser) -> None:
+    from hubselect.benchmark.run import add_benchmark_args
+
+    add_benchmark_args(p)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hubselect", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
         "register": ("log and register the best model with the alias 'champion'",
                      [_fetch_args, _score_args, _select_args, _transfer_args]),
         "main": ("the whole job, reusing finished steps", [_fetch_args, _score_args, _select_args, _transfer_args]),
+        "benchmark": ("selection against brute force: transfer matrix, ranking metrics, learned policy, report",
+                      [_benchmark_args]),
     }
     for name, (help_text, adders) in specs.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -170,6 +178,12 @@ def run(args: argparse.Namespace) -> None:
     from hubselect import steps
     from hubselect.tracking import runs
 
+    if args.command == "benchmark":
+        from hubselect.benchmark.run import run_from_args
+
+        out = run_from_args(args)
+        logger.info("benchmark finished: run %s, report under %s", out.run_id, out.path)
+        return
     fetch_cfg = fetch_config(args)
     configs = [fetch_cfg]
     if args.command != "fetch":

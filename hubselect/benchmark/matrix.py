@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -200,9 +200,9 @@ def build_matrix(cfg: BenchmarkConfig, out_dir: str | Path, *, quiet: bool = Tru
         HubselectError: fewer than three tasks, settings differing from a finished benchmark in
             ``out_dir``, or fewer than three tasks usable as scored targets.
     """
+    tasks = list_tasks(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tasks = list_tasks(cfg)
     settings = settings_of(cfg, tasks)
     check_resume(out_dir, settings)
     records = []
@@ -242,7 +242,7 @@ def pairs_frame(matrix: dict) -> Any:
             row = {"target": rec["target"], "source": p["source"], "accuracy": p["accuracy"], "macro_f1": p["macro_f1"],
                    "gain": p["gain"], "baseline_accuracy": rec["baseline"]["accuracy"],
                    "train_seconds": p["train_seconds"], "eval_seconds": p["eval_seconds"],
-                   "formulation": p["formulation"], "train_examples": p["train_examples"]}
+                   "formulation": p["formulation"], "train_examples": p["train_examples"], "eval_n": rec["eval_n"]}
             row.update({f"d_{m}": v for m, v in rec["scores"].get(p["source"], {}).items()})
             rows.append(row)
     return pd.DataFrame(rows)
@@ -257,6 +257,22 @@ def unusable_tasks(matrix: dict) -> dict[str, str]:
     return out
 
 
-def as_dict(cfg: BenchmarkConfig) -> dict:
-    """``cfg`` as plain JSON-able data (for reports)."""
-    return json.loads(json.dumps(asdict(cfg), default=str))
+def retune_pairs(cfg: BenchmarkConfig, out_dir: str | Path, target: str, sources: list[str], seed: int, *,
+                 quiet: bool = True) -> list[dict]:
+    """Tune ``sources`` again with another training ``seed`` and evaluate them on ``target``.
+
+    Uses the finished benchmark's fetch folder of ``target``; both steps are cached like the
+    main matrix. Returns ``[{target, source, seed, accuracy, macro_f1}]``.
+    """
+    from dataclasses import replace
+
+    from hubselect.hub.catalog import load_catalog
+    from hubselect.transfer import evaluate_pairs, tune_selected
+
+    fetch_dir = Path(out_dir) / "fetch" / target
+    catalog = load_catalog(fetch_dir)
+    transfer = replace(cfg.transfer, finetune=replace(cfg.transfer.finetune, seed=seed))
+    tuned = tune_selected(catalog, fetch_dir, sources, transfer, quiet=quiet)
+    evaluation = evaluate_pairs(catalog, fetch_dir, tuned, transfer, quiet=quiet)
+    return [{"target": target, "source": p["source"], "seed": seed, "accuracy": p["accuracy"],
+             "macro_f1": p["macro_f1"]} for p in evaluation["pairs"]]

@@ -252,6 +252,24 @@ def rank_closeness(divergences: Any) -> np.ndarray:
     return -np.asarray(divergences.rank(method="average", ascending=True).mean(axis=1), dtype=float)
 
 
+def _score_secs(score_seconds: dict, policy: str, target: str) -> float:
+    """Scoring time of ``policy`` for ``target``: ``{target: s}`` for every policy alike, or
+    ``{policy: {target: s}}`` (policies missing from it cost nothing: random, oracle)."""
+    if policy == "oracle":
+        return 0.0
+    values = list(score_seconds.values())
+    if values and isinstance(values[0], dict):
+        return float(score_seconds.get(policy, {}).get(target, 0.0))
+    return float(score_seconds.get(target, 0.0))
+
+
+def _costs(group: Any) -> np.ndarray:
+    """Per-pair cost: ``cost_seconds`` when given, else measured train + eval seconds."""
+    if "cost_seconds" in group:
+        return group["cost_seconds"].to_numpy(dtype=float)
+    return (group["train_seconds"] + group["eval_seconds"]).to_numpy(dtype=float)
+
+
 def policy_closeness(group: Any, measures: Sequence[str], rank_policies: dict[str, Sequence[str]]) -> dict[str, np.ndarray]:
     """Closeness (higher = better) of every measure and rank policy for one target's pairs."""
     out = {m: -group[f"d_{m}"].to_numpy(dtype=float) for m in measures}
@@ -267,8 +285,9 @@ def evaluate_policies(pairs: Any, score_seconds: dict[str, float], measures: Seq
 
     Args:
         pairs: One row per pair (``target``, ``source``, ``accuracy``, ``baseline_accuracy``,
-            ``train_seconds``, ``eval_seconds``, ``d_<measure>``).
-        score_seconds: Cold scoring time per target.
+            ``train_seconds``, ``eval_seconds`` or ``cost_seconds``, ``d_<measure>``).
+        score_seconds: Cold scoring time per target (``{target: s}``), or per policy and target
+            (``{policy: {target: s}}``: a policy pays only for the measures it reads).
         measures: Single-measure policies (each ranks by one divergence).
         rank_policies: ``{name: measures}`` Borda policies.
         learned: ``{name: Series of predicted gains aligned with pairs.index}`` (LOTO).
@@ -282,13 +301,13 @@ def evaluate_policies(pairs: Any, score_seconds: dict[str, float], measures: Seq
     for target, group in pairs.groupby("target", sort=True):
         acc = group["accuracy"].to_numpy(dtype=float)
         base = float(group["baseline_accuracy"].iloc[0])
-        cost = (group["train_seconds"] + group["eval_seconds"]).to_numpy(dtype=float)
+        cost = _costs(group)
         policies = policy_closeness(group, measures, rank_policies)
         for name, series in (learned or {}).items():
             policies[name] = series.loc[group.index].to_numpy(dtype=float)
         policies["oracle"] = acc
         for name, close in policies.items():
-            secs = 0.0 if name == "oracle" else float(score_seconds.get(target, 0.0))
+            secs = _score_secs(score_seconds, name, target)
             rows.append({"policy": name, "target": target, "n_sources": len(acc),
                          **target_metrics(close, acc, base, cost, secs, ks)})
         rows.append({"policy": "random", "target": target, "n_sources": len(acc),
@@ -328,7 +347,8 @@ def summarise(per_target: Any, ci_columns: Sequence[str] = ("spearman", "regret@
 
 
 def regret_curve(pairs: Any, closeness: dict[str, Any], score_seconds: dict[str, float]) -> Any:
-    """Mean Regret@k and runtime saving@k over targets for k = 1..N, per policy.
+    """Mean Regret@k and runtime saving@k over targets for k = 1..N, per policy, and for a
+    random choice (its expectation).
 
     ``closeness`` maps a policy name to a Series aligned with ``pairs.index``.
     """
@@ -339,10 +359,15 @@ def regret_curve(pairs: Any, closeness: dict[str, Any], score_seconds: dict[str,
         for target, group in pairs.groupby("target", sort=True):
             acc = group["accuracy"].to_numpy(dtype=float)
             close = series.loc[group.index].to_numpy(dtype=float)
-            cost = (group["train_seconds"] + group["eval_seconds"]).to_numpy(dtype=float)
-            secs = 0.0 if name == "oracle" else float(score_seconds.get(target, 0.0))
+            cost = _costs(group)
+            secs = _score_secs(score_seconds, name, target)
             for k in range(1, len(acc) + 1):
                 rows.append({"policy": name, "target": target, "k": k, "regret": regret_at_k(close, acc, k),
                              "saving": runtime_saving(secs, cost, top_k(close, k))})
+    for target, group in pairs.groupby("target", sort=True):
+        acc, cost = group["accuracy"].to_numpy(dtype=float), _costs(group)
+        for k in range(1, len(acc) + 1):  # random: expected regret, k mean-cost pairs, no scoring
+            rows.append({"policy": "random", "target": target, "k": k, "regret": random_regret_at_k(acc, k),
+                         "saving": 1.0 - k / len(acc)})
     frame = pd.DataFrame(rows)
     return frame.groupby(["policy", "k"], as_index=False)[["regret", "saving"]].mean()

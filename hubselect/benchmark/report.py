@@ -7,7 +7,7 @@ Layout written by :func:`write_report`::
     matrix_accuracy.csv          target x source accuracy (and matrix_macro_f1.csv, matrix_gain.csv)
     per_target_metrics.csv       every policy x target x metric
     policies.csv                 the mean of every metric per policy, with bootstrap CIs
-    tables/<policy>.csv          one table per measure / policy (rows: targets)
+    tables/<policy>.csv          one table per measure / policy (rows: targets; ':' written as '_')
     regret_curve.csv             mean Regret@k and runtime saved at k = 1..N per policy
     plots/matrix_accuracy.png    heatmap of the matrix
     plots/scatter/<measure>.png  divergence against accuracy, one colour per target
@@ -203,14 +203,19 @@ def write_report(out: Path, *, title: str, context: dict[str, Any], pairs: Any, 
     summary.to_csv(out / "policies.csv", float_format="%.4f")
     curve.to_csv(out / "regret_curve.csv", index=False, float_format="%.4f")
     for name, g in per_target.groupby("policy"):
-        g.drop(columns="policy").set_index("target").to_csv(out / "tables" / f"{name}.csv", float_format="%.4f")
+        safe = name.replace(":", "_")  # no ':' in file names (Windows checkouts)
+        g.drop(columns="policy").set_index("target").to_csv(out / "tables" / f"{safe}.csv", float_format="%.4f")
     heatmap(mats["accuracy"], baselines, out / "plots" / "matrix_accuracy.png")
     scatter_plots(pairs, measures, out / "plots" / "scatter")
-    curve_plot(curve, [p for p in order if p in set(curve["policy"])][:8], out / "plots" / "regret_vs_saving.png")
+    present = set(curve["policy"])
+    shown = [p for p in order if p in present and p not in ("random", "oracle")][:6]
+    shown += [p for p in ("random", "oracle") if p in present]
+    curve_plot(curve, shown, out / "plots" / "regret_vs_saving.png")
 
     head = headline_table(summary, order)
     lines = [f"# {title}", ""]
-    lines += [f"- **{k}**: {v}" for k, v in context.items()]
+    lines += [f"- **{k}**: " + (", ".join(f"{a}={b}" for a, b in v.items()) if isinstance(v, dict) else str(v))
+              for k, v in context.items()]
     lines += ["", "## Headline", "",
               "Mean over targets; [95% bootstrap CI over targets]. Regret in accuracy points; runtime saved is "
               "end-to-end for one target and N candidates (score all + tune/evaluate k, against tune/evaluate all N).", "",
@@ -222,9 +227,9 @@ def write_report(out: Path, *, title: str, context: dict[str, Any], pairs: Any, 
     acc["(untuned)"] = baselines.reindex(acc.index) * 100
     lines += ["", "## Transfer matrix (accuracy %, rows = targets, columns = sources)", "",
               markdown_table(acc, 1), "", "![matrix](plots/matrix_accuracy.png)", "",
-              "## Regret against runtime saved", "", markdown_table(curve.pivot(index="k", columns="policy",
-                                                                                 values="regret")[
-                  [p for p in order if p in set(curve["policy"])][:8]]), "",
+              "## Regret against runtime saved", "",
+              "Mean Regret@k (accuracy points) by k; runtime saved per k in `regret_curve.csv`.", "",
+              markdown_table(curve.pivot(index="k", columns="policy", values="regret")[shown]), "",
               "![curve](plots/regret_vs_saving.png)", "", "## Per measure and policy (all metrics, means)", "",
               markdown_table(summary[[c for c in summary.columns if not c.endswith(("_lo", "_hi"))]].loc[
                   [p for p in order if p in summary.index]].T, 2), "",

@@ -29,9 +29,13 @@ QUICK_TASKS = ("books", "dvd", "electronics", "kitchen_housewares")
 #: The ``--quick`` preset: applied to every option still at its default.
 QUICK = {"sample_size": 200, "target_sample_size": 200, "eval_size": 200, "embed_examples": 100,
          "train_max_length": 64, "max_train_examples": 200}
-#: Defaults of ``hubselect benchmark`` that differ from the pipeline's (sized for ~1 h on 2 CPU cores).
+#: Defaults of ``hubselect benchmark`` that differ from the pipeline's, sized so the 16 FDU-MTL
+#: domains (16 tunings, 240 pair evaluations) take about two hours on 2 busy CPU cores:
+#: MiniLM tunes at ~14 examples/s there (1 thread, max_length 64). ``description``: at
+#: max_length 64 the label-aligned head learns little in one short epoch (held-out accuracy
+#: 0.48-0.60 on baby and apparel), the label-description formulation 0.68-0.88.
 DEFAULTS = {"sample_size": 400, "target_sample_size": 500, "eval_size": 400, "embed_examples": 200,
-            "train_max_length": 64, "max_train_examples": 400}
+            "train_max_length": 64, "max_train_examples": 400, "formulation": "description"}
 RANK_POLICIES = {"rank:default": ("js", "centroid_cosine", "mmd"), "rank:all": (), "rank:terms": (),
                  "rank:embeddings": ()}
 
@@ -45,7 +49,7 @@ def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
                    help="catalog folder(s), task paths, 'demo' or Hub ids, comma-separated (default: ../shared/data/fdu-mtl)")
     g.add_argument("--only", default="", help="task names to keep, comma-separated (default: all)")
     g.add_argument("--output", default="benchmark-output", help="folder of the matrix and report (resumable)")
-    g.add_argument("--quick", action="store_true",
+    g.add_argument("--quick", type=cli.boolean, nargs="?", const=True, default=False, metavar="true|false",
                    help=f"smoke preset: {', '.join(QUICK_TASKS)} of FDU-MTL, small samples (under 10 min on CPU)")
     g.add_argument("--sample-size", type=int, default=DEFAULTS["sample_size"], help="examples sampled per source")
     g.add_argument("--target-sample-size", type=int, default=DEFAULTS["target_sample_size"],
@@ -56,19 +60,23 @@ def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--learned-alpha", type=float, default=1.0, help="ridge penalty of the learned policy")
     cli._score_args(parser)
     cli._transfer_args(parser)
-    parser.set_defaults(embed_examples=DEFAULTS["embed_examples"], train_max_length=DEFAULTS["train_max_length"],
-                        max_train_examples=DEFAULTS["max_train_examples"])
+    parser.set_defaults(**{k: DEFAULTS[k] for k in ("embed_examples", "train_max_length", "max_train_examples",
+                                                    "formulation")})
 
 
 def _apply_quick(args: argparse.Namespace) -> None:
     if not args.quick:
         return
-    defaults = {**DEFAULTS}
     for key, value in QUICK.items():
-        if getattr(args, key) == defaults[key]:
+        if getattr(args, key) == DEFAULTS[key]:
             setattr(args, key, value)
-    if args.tasks == DEFAULT_TASKS and not args.only:
+    if _is_default_tasks(args.tasks) and not args.only:
         args.only = ",".join(QUICK_TASKS)
+
+
+def _is_default_tasks(tasks: str) -> bool:
+    """Whether ``tasks`` names the FDU-MTL folder beside the checkout (however spelt)."""
+    return os.path.realpath(os.path.expanduser(tasks.strip())) == os.path.realpath(DEFAULT_TASKS)
 
 
 def config_from_args(args: argparse.Namespace):
@@ -115,22 +123,53 @@ def hardware() -> dict[str, Any]:
             "torch": torch.__version__}
 
 
-def score_seconds(matrix: dict) -> dict[str, float]:
-    """Cold scoring time per target: the measures as timed plus every representation at the
-    mean cost of one that was actually computed (cached ones would flatter the saving)."""
+def score_seconds(matrix: dict, policy_measures: dict[str, list[str]], kinds: dict[str, str],
+                  seconds_per_text: float | None = None) -> dict[str, dict[str, float]]:
+    """Cold scoring time per policy and target: the policy's own measures as timed, plus the
+    representations they need (term counts, embeddings) for the target and every candidate at
+    the cost of one actually computed (cached ones would flatter the saving).
+
+    The cost of one embedded set is the benchmark's own encoder time per computed set when it
+    computed any, else ``seconds_per_text`` x the texts embedded per set (see
+    :func:`embedding_seconds_per_text`).
+    """
     recs = [r for r in matrix["targets"] if r["scored"]]
     enc = sum(r["score_timings"].get("encoder", 0.0) for r in recs)
     computed = sum(r["embed_sets"] - r["score_cached"].get("embeddings", 0) for r in recs)
     tok = sum(r["score_timings"].get("tokenise", 0.0) for r in recs)
     tok_computed = sum(r["embed_sets"] - r["score_cached"].get("terms", 0) for r in recs)
-    per_embed = enc / computed if computed else 0.0
-    per_terms = tok / tok_computed if tok_computed else 0.0
-    out = {}
-    for r in recs:
-        t = r["score_timings"]
-        out[r["target"]] = (r["embed_sets"] * (per_embed + per_terms) + t.get("term_measures", 0.0)
-                            + t.get("embedding_measures", 0.0))
+    max_texts = int(matrix["settings"].get("embed_examples") or 0)
+    per_embed = enc / computed if computed else (seconds_per_text or 0.0) * max_texts
+    per_terms = tok / tok_computed if tok_computed else (seconds_per_text or 0.0) * max_texts / 50
+    out: dict[str, dict[str, float]] = {}
+    for policy, used in policy_measures.items():
+        need = {kinds[m] for m in used}
+        out[policy] = {r["target"]: r["embed_sets"] * (per_embed * ("embeddings" in need) + per_terms * ("terms" in need))
+                       + sum(r["score_timings"].get(f"measure_{m}", 0.0) for m in used) for r in recs}
     return out
+
+
+def embedding_seconds_per_text(score_cfg: Any, texts: list[str]) -> float:
+    """Time the encoder on ``texts`` now (no cache), for when every embedding was cached."""
+    from hubselect.represent.store import Encoder
+
+    encoder = Encoder(score_cfg.embedding, score_cfg.device)
+    encoder(texts[:8])  # load and warm up
+    encoder.seconds = 0.0
+    encoder(texts)
+    return encoder.seconds / max(len(texts), 1)
+
+
+def normalised_costs(pairs: Any) -> Any:
+    """Tune + evaluate cost of each pair at the benchmark's median throughput.
+
+    On a shared machine one source's training can run 10x slower than another's because of
+    other jobs; the median examples/s of training and of evaluation over all pairs turns each
+    pair's work (its training and evaluation examples) into seconds on a steady machine.
+    """
+    train_rate = (pairs["train_seconds"] / pairs["train_examples"].clip(lower=1)).median()
+    eval_rate = (pairs["eval_seconds"] / pairs["eval_n"].clip(lower=1)).median()
+    return pairs["train_examples"] * train_rate + pairs["eval_n"] * eval_rate
 
 
 def _log_target(record: dict, resumed: bool, cfg: Any) -> None:
@@ -154,7 +193,8 @@ def _log_target(record: dict, resumed: bool, cfg: Any) -> None:
 
 
 def analyse(matrix: dict, out_dir: Path, *, ks: tuple[int, ...] = (1, 3), alpha: float = 1.0,
-            context: dict[str, Any] | None = None, title: str = "hubselect transfer benchmark") -> dict[str, Any]:
+            context: dict[str, Any] | None = None, title: str = "hubselect transfer benchmark",
+            seconds_per_text: float | None = None) -> dict[str, Any]:
     """Metrics of every policy, the learned policy (LOTO), and the report under ``out_dir/report``."""
     import pandas as pd
 
@@ -163,6 +203,7 @@ def analyse(matrix: dict, out_dir: Path, *, ks: tuple[int, ...] = (1, 3), alpha:
     from hubselect.divergence import resolve_measures
 
     pairs = pairs_frame(matrix)
+    pairs["cost_seconds"] = normalised_costs(pairs)
     measures = [c[2:] for c in pairs.columns if c.startswith("d_")]
     kinds = {s.name: s.kind for s in resolve_measures(measures)}
     rank_policies = {"rank:all": measures, "rank:terms": [m for m in measures if kinds[m] == "terms"],
@@ -179,7 +220,9 @@ def analyse(matrix: dict, out_dir: Path, *, ks: tuple[int, ...] = (1, 3), alpha:
     index = pd.MultiIndex.from_frame(pairs[["target", "source"]])
     learned_series = {"learned": pd.Series(pred_full.values, index=key).reindex(index).set_axis(pairs.index),
                       "learned:divergence-only": pd.Series(pred_div.values, index=key).reindex(index).set_axis(pairs.index)}
-    secs = score_seconds(matrix)
+    policy_measures = {**{m: [m] for m in measures}, **rank_policies, "learned": measures,
+                       "learned:divergence-only": measures}
+    secs = score_seconds(matrix, policy_measures, kinds, seconds_per_text)
     per_target = metrics.evaluate_policies(pairs, secs, measures, rank_policies, learned_series, ks)
     summary = metrics.summarise(per_target)
     order = (["rank:default", "learned", "learned:divergence-only"] + [p for p in rank_policies if p != "rank:default"]
@@ -198,8 +241,9 @@ def analyse(matrix: dict, out_dir: Path, *, ks: tuple[int, ...] = (1, 3), alpha:
     learned.save(learned.fit_all(table_div, alpha=alpha), out / "learned_policy_divergence_only.json")
     (out / "loto_folds.json").write_text(json.dumps(trained_on, indent=1), encoding="utf-8")
     examples_ci.to_csv(out / "ci_targets_and_examples.csv", float_format="%.4f")
-    notes = [f"CI over targets *and* examples (binomial resampling of each pair's {int(pairs.groupby('target').size().iloc[0])}"
-             f"-source accuracies): see ci_targets_and_examples.csv; " + "; ".join(
+    n_eval = int(pairs.groupby("target")["eval_n"].first().median()) if "eval_n" in pairs else 0
+    notes = [f"CI over targets *and* examples (each pair's accuracy redrawn as Binomial(n, acc)/n, n about {n_eval}; "
+             "see ci_targets_and_examples.csv): " + "; ".join(
                  f"{p}: Regret@3 [{r['regret@3_lo']:.2f}, {r['regret@3_hi']:.2f}], Spearman [{r['spearman_lo']:.2f}, "
                  f"{r['spearman_hi']:.2f}]" for p, r in examples_ci.iterrows())]
     path = report.write_report(out, title=title, context=context or {}, pairs=pairs,
@@ -243,6 +287,18 @@ def _examples_ci(pairs: Any, closeness: dict[str, Any], matrix: dict, policies: 
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("policy")
 
 
+def _seconds_per_text(cfg: Any, matrix: dict, out_dir: Path) -> float | None:
+    """Encoder seconds per text, timed now only when the benchmark computed no embedding."""
+    import pandas as pd
+
+    recs = [r for r in matrix["targets"] if r["scored"]]
+    if any(r["embed_sets"] > r["score_cached"].get("embeddings", 0) for r in recs):
+        return None
+    first = recs[0]["target"]
+    texts = pd.read_parquet(out_dir / "fetch" / first / "samples" / "target.score.parquet")["text"].tolist()
+    return embedding_seconds_per_text(cfg.score, texts[:64])
+
+
 def benchmark_params(cfg: Any) -> dict[str, Any]:
     """MLflow params of the benchmark run."""
     from hubselect.benchmark.matrix import settings_of
@@ -273,12 +329,13 @@ def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3)
                            f"baselines {sum(r.get('baseline_seconds') or 0 for r in recs) / 60:.1f} min "
                            f"(as first computed; cached reruns are free)",
                    "default policy evaluated": f"rank over {','.join(DEFAULT_RANK_MEASURES)}"}
-        result = analyse(matrix, out_dir, ks=ks, alpha=alpha, context=context)
-        best = result["summary"]
-        headline = {f"{m}": float(best.loc[p, m]) for p in ("rank:default",) if p in best.index
+        result = analyse(matrix, out_dir, ks=ks, alpha=alpha, context=context,
+                         seconds_per_text=_seconds_per_text(cfg, matrix, out_dir))
+        summary = result["summary"]
+        headline = {f"{p.replace(':', '_').replace('-', '_')}_{m}": float(summary.loc[p, m])
+                    for p in ("rank:default", "rank:terms", "learned") if p in summary.index
                     for m in ("spearman", "regret@1", "regret@3", "saving@3")}
-        runs.log_metrics({**{f"default_{k}": v for k, v in headline.items()}, "pairs": context["pairs"],
-                          "time_wall_total_s": time.perf_counter() - start})
+        runs.log_metrics({**headline, "pairs": context["pairs"], "time_wall_total_s": time.perf_counter() - start})
         runs.log_dir(result["report"].parent, "report")
         top = out_dir / "artifacts-top"
         top.mkdir(exist_ok=True)
@@ -293,8 +350,11 @@ def run_from_args(args: argparse.Namespace) -> Any:
     """Entry point of ``hubselect benchmark`` (parsed arguments); returns a StepOutput."""
     from hubselect.tracking import runs
 
+    from hubselect.benchmark.matrix import list_tasks
+
     cfg = config_from_args(args)
     ks = parse_ks(args.ks)
+    list_tasks(cfg)  # refuse fewer than three tasks before any run or folder is created
     runs.configure(getattr(args, "experiment", None))
     command = "hubselect " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
     return run_benchmark(cfg, args.output, ks=ks, alpha=args.learned_alpha, quiet=getattr(args, "quiet", True),

@@ -1,0 +1,187 @@
+"""The transfer benchmark end to end on a tiny slice: three demo domains (plus a task without
+labels), a tiny random BERT, real MLflow (SQLite in a temp dir). Called through
+:mod:`hubselect.benchmark.run` directly (the CLI wiring is separate)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hubselect.errors import HubselectError
+from modelkit import make_tiny_model
+from test_pipeline import runs_of
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> str:
+    return str(make_tiny_model(tmp_path_factory.mktemp("tiny-bert")))
+
+
+@pytest.fixture()
+def tasks(tmp_path) -> Path:
+    """A catalog folder: three demo review domains and one task with unlabelled texts only."""
+    from hubselect.hub.demo import ensure_demo_catalog
+
+    demo, root = ensure_demo_catalog(), tmp_path / "tasks"
+    for name in ("kitchen", "books", "electronics"):
+        shutil.copytree(demo / name, root / name)
+    (root / "nolabels").mkdir()
+    shutil.copy(demo / "movies" / "unlabeled.jsonl", root / "nolabels" / "unlabeled.jsonl")
+    return root
+
+
+def parse(tiny: str, tasks: Path, *extra: str) -> argparse.Namespace:
+    from hubselect.benchmark.run import add_benchmark_args
+
+    parser = argparse.ArgumentParser()
+    add_benchmark_args(parser)
+    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--experiment", default=None)
+    return parser.parse_args(["--tasks", str(tasks), "--output", "bench", "--quiet", "--sample-size", "40",
+                              "--target-sample-size", "40", "--eval-size", "30", "--embedding-model", tiny,
+                              "--embed-examples", "16", "--max-length", "32", "--model", tiny,
+                              "--train-max-length", "32", "--max-train-examples", "40", *extra])
+
+
+def run(tiny: str, tasks: Path, *extra: str):
+    from hubselect.benchmark.run import run_from_args
+
+    return run_from_args(parse(tiny, tasks, *extra))
+
+
+def test_tiny_benchmark_writes_matrix_report_runs_and_learned_policy(tracking, tiny, tasks, caplog):
+    from hubselect.benchmark import learned
+
+    out = run(tiny, tasks)
+    report = out.path
+    matrix = pd.read_csv(report / "matrix_accuracy.csv", index_col=0)
+    assert sorted(matrix.index) == ["books", "electronics", "kitchen"] == sorted(matrix.columns)
+    assert matrix.notna().sum().sum() == 6 and all(np.isnan(matrix.loc[t, t]) for t in matrix.index)
+    for name in ("report.md", "report.html", "policies.csv", "per_target_metrics.csv", "regret_curve.csv",
+                 "plots/matrix_accuracy.png", "plots/regret_vs_saving.png", "plots/scatter/js.png",
+                 "tables/js.csv", "tables/rank_default.csv", "learned_policy.json"):
+        assert (report / name).exists(), name
+    md = (report / "report.md").read_text()
+    assert "| policy | Spearman |" in md and "nolabels" in md  # the unlabelled task is listed
+    policies = pd.read_csv(report / "policies.csv", index_col=0)
+    assert {"rank:default", "learned", "random", "oracle", "js", "mmd"} <= set(policies.index)
+    assert policies.loc["oracle", "regret@1"] == 0
+
+    bench = runs_of("benchmark")[0]
+    pairs = runs_of("pair")
+    assert len(pairs) == 6 and all(p.data.tags["mlflow.parentRunId"] == bench.info.run_id for p in pairs)
+    assert len({frozenset(p.data.params) for p in pairs}) == 1
+    assert {"accuracy", "macro_f1", "gain", "train_seconds", "divergence_js"} <= set(pairs[0].data.metrics)
+
+    model = learned.load(report / "learned_policy.json")
+    assert model["trained_on"] == ["books", "electronics", "kitchen"]
+    scores = pd.DataFrame({m: [0.1, 0.3] for m in learned.measures_of(model)}, index=["a", "b"])
+    feats = pd.DataFrame({f: [1.0, 2.0] for f in learned.SOURCE_FEATURES}, index=["a", "b"])
+    assert list(learned.predict_gain(model, scores, feats).index) == ["a", "b"]
+
+
+def test_resume_skips_finished_targets_and_pairs(tracking, tiny, tasks):
+    run(tiny, tasks)
+    bench = Path("bench")
+    finished = {p.name: p.stat().st_mtime_ns for p in (bench / "targets").glob("*.json")}
+    (bench / "targets" / "books.json").unlink()  # as if killed while evaluating books
+    run(tiny, tasks)
+    again = json.loads((bench / "targets" / "books.json").read_text())
+    assert all(p["from_cache"] and p["eval_from_cache"] for p in again["pairs"])
+    assert {p.name: p.stat().st_mtime_ns for p in (bench / "targets").glob("*.json") if p.name != "books.json"} \
+        == {k: v for k, v in finished.items() if k != "books.json"}
+
+
+def test_differing_settings_are_refused_naming_them(tracking, tiny, tasks):
+    run(tiny, tasks)
+    before = sorted(p.name for p in Path("bench").rglob("*"))
+    with pytest.raises(HubselectError, match=r"eval_size: finished 30 vs now 20.*train_max_length"):
+        run(tiny, tasks, "--eval-size", "20", "--train-max-length", "24")
+    assert sorted(p.name for p in Path("bench").rglob("*")) == before  # nothing lost
+
+
+def test_fewer_than_three_tasks_refused(tracking, tiny, tasks):
+    with pytest.raises(HubselectError, match="at least 3 tasks.*gives 2"):
+        run(tiny, tasks, "--only", "kitchen,books")
+    with pytest.raises(HubselectError, match="only 2 of 3 tasks have labels"):
+        run(tiny, tasks, "--only", "kitchen,books,nolabels")
+
+
+def test_unknown_task_name_refused(tracking, tiny, tasks):
+    with pytest.raises(HubselectError, match="task 'garden' is not in"):
+        run(tiny, tasks, "--only", "kitchen,books,garden")
+
+
+def test_quick_preset_picks_four_fdu_domains_and_small_samples(tiny, tmp_path):
+    from hubselect.benchmark.run import QUICK_TASKS, config_from_args
+
+    args = parse(tiny, tmp_path, "--quick")
+    args.tasks = __import__("hubselect.benchmark.run", fromlist=["DEFAULT_TASKS"]).DEFAULT_TASKS
+    args.sample_size = 400  # back at the default, so the preset applies
+    cfg = config_from_args(args)
+    assert cfg.only == QUICK_TASKS and cfg.sample_size == 200
+    assert cfg.eval_size == 30  # set explicitly: the preset leaves it alone
+    args = parse(tiny, tmp_path, "--quick", "false")  # MLproject passes a value
+    assert not args.quick
+    from hubselect.benchmark.run import DEFAULT_TASKS
+
+    args = parse(tiny, tmp_path, "--quick", "true")
+    args.tasks = f"{DEFAULT_TASKS}/../fdu-mtl/"  # another spelling of the same folder
+    assert config_from_args(args).only == QUICK_TASKS
+
+
+def synthetic_table(n_targets: int = 5, n_sources: int = 6, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t in range(n_targets):
+        for s in range(n_sources):
+            d = rng.normal(size=2)
+            rows.append({"target": f"t{t}", "source": f"s{s}", "z_a": d[0], "z_b": d[1],
+                         "gain": -0.05 * d[0] + 0.01 * rng.normal()})
+    return pd.DataFrame(rows)
+
+
+def test_learned_loto_never_uses_a_targets_own_pairs():
+    from hubselect.benchmark import learned
+
+    table = synthetic_table()
+    predicted, trained_on = learned.loto_predictions(table)
+    assert all(t not in folds and len(folds) == 4 for t, folds in trained_on.items())
+    changed = table.copy()
+    changed.loc[changed["target"] == "t2", "gain"] += 10.0  # the target's own gains change ...
+    again, _ = learned.loto_predictions(changed)
+    own = table["target"] == "t2"
+    assert np.allclose(predicted[own], again[own])  # ... and its predictions do not
+    assert not np.allclose(predicted[~own], again[~own])  # other targets' models did see them
+    assert np.corrcoef(predicted, -table["z_a"])[0, 1] > 0.9  # it learned the signal
+
+
+def test_learned_policy_json_roundtrip_and_refusals(tmp_path):
+    from hubselect.benchmark import learned
+
+    model = learned.fit_all(synthetic_table())
+    path = learned.save(model, tmp_path / "learned_policy.json")
+    assert learned.load(tmp_path) == model  # a folder finds learned_policy.json
+    path.write_text(json.dumps({**model, "version": 99}))
+    with pytest.raises(HubselectError, match="version 99"):
+        learned.load(path)
+    path.write_text("{}")
+    with pytest.raises(HubselectError, match="not a hubselect learned policy"):
+        learned.load(path)
+    with pytest.raises(HubselectError, match="no learned policy"):
+        learned.load(tmp_path / "missing.json")
+
+
+def test_source_features():
+    from hubselect.benchmark.learned import source_features
+
+    f = source_features(["good good film", "bad film"], ["pos", "neg"], rows_total=100)
+    assert f["src_log_rows"] == pytest.approx(2.0) and f["src_label_balance"] == pytest.approx(1.0)
+    assert f["src_n_labels"] == 2 and f["src_vocab_richness"] == pytest.approx(3 / np.sqrt(5))
+    assert source_features(["a b"], ["x"])["src_label_balance"] == 0.0
