@@ -105,18 +105,22 @@ def parse_ks(text: str) -> tuple[int, ...]:
     return tuple(sorted(ks | {1, 3}))
 
 
+def cpu_model(default: str = "unknown") -> str:
+    """The CPU's model name from ``/proc/cpuinfo``, or ``default`` where it cannot be read."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return default
+
+
 def hardware() -> dict[str, Any]:
     """CPU, cores, torch threads, GPU and the load average, for the report."""
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or platform.machine())
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(), "gpu": gpu,
             "load_average": " ".join(f"{x:.1f}" for x in os.getloadavg()), "python": platform.python_version(),

@@ -18,14 +18,21 @@ from hubselect.steps.domain import selection_inputs, upstream
 logger = logging.getLogger(__name__)
 
 
+def _params(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: SelectionConfig, cfg: Any) -> dict[str, Any]:
+    """MLflow params of finetune, evaluate and register: every upstream setting plus their own."""
+    from hubselect.transfer import transfer_params
+
+    return {**fetch_params(fetch_cfg), **score_params(score_cfg), **select_params(select_cfg),
+            **transfer_params(cfg)}
+
+
 def run_finetune(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: SelectionConfig, cfg: Any, *,
                  select_dir: Path | None = None, quiet: bool = False) -> StepOutput:
     """Fine-tune on every selected source (cached per source revision + settings)."""
     from hubselect.tracking import runs
-    from hubselect.transfer import transfer_params, tune_selected
+    from hubselect.transfer import tune_selected
 
-    params = {**fetch_params(fetch_cfg), **score_params(score_cfg), **select_params(select_cfg),
-              **transfer_params(cfg)}
+    params = _params(fetch_cfg, score_cfg, select_cfg, cfg)
     with runs.step_run("finetune", params) as run:
         work = workdir("finetune")
         select_dir = selection_inputs(fetch_cfg, score_cfg, select_cfg, select_dir, work, quiet)
@@ -46,10 +53,9 @@ def run_evaluate(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
                  finetune_dir: Path | None = None, quiet: bool = False) -> StepOutput:
     """Evaluate the untuned baseline and each tuned source on the target; one nested run per pair."""
     from hubselect.tracking import runs
-    from hubselect.transfer import evaluate_pairs, log_pair_runs, transfer_params
+    from hubselect.transfer import evaluate_pairs, log_pair_runs
 
-    params = {**fetch_params(fetch_cfg), **score_params(score_cfg), **select_params(select_cfg),
-              **transfer_params(cfg)}
+    params = _params(fetch_cfg, score_cfg, select_cfg, cfg)
     with runs.step_run("evaluate", params) as run:
         if finetune_dir is None:
             finetune_dir = run_finetune(fetch_cfg, score_cfg, select_cfg, cfg, quiet=quiet).path
@@ -101,10 +107,9 @@ def run_register(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
                  evaluate_dir: Path | None = None, quiet: bool = False) -> StepOutput:
     """Log the champion with its MLflow flavour and register it with the alias ``champion``."""
     from hubselect.tracking import models, runs
-    from hubselect.transfer import choose_champion, target_label_names, transfer_params
+    from hubselect.transfer import choose_champion, target_label_names
 
-    params = {**fetch_params(fetch_cfg), **score_params(score_cfg), **select_params(select_cfg),
-              **transfer_params(cfg)}
+    params = _params(fetch_cfg, score_cfg, select_cfg, cfg)
     with runs.step_run("register", params) as run:
         if evaluate_dir is None:
             evaluate_dir = run_evaluate(fetch_cfg, score_cfg, select_cfg, cfg, quiet=quiet).path
