@@ -163,6 +163,26 @@ def evaluate(
                       formulation=classifier.formulation, model=path, predictions=predicted)
 
 
+def score_texts(classifier: Any, texts: Sequence[str], labels: Sequence[str | int], *,
+                batch_size: int = 64) -> tuple[EvalResult, np.ndarray]:
+    """Score ``texts`` with a loaded classifier; return the result and the raw scores.
+
+    The scores (texts x the classifier's labels) let label-free statistics (confidence,
+    entropy, agreement between models) be computed later without running the model again.
+    """
+    names = list(classifier.label_names)
+    gold = _gold_names(labels, names)
+    started = time.perf_counter()
+    scores = classifier.scores([str(t) for t in texts], batch_size=batch_size)
+    seconds = time.perf_counter() - started
+    predicted = [names[i] for i in scores.argmax(axis=1)]
+    accuracy, macro_f1, per_class = classification_metrics(gold, predicted, names)
+    result = EvalResult(accuracy=accuracy, macro_f1=macro_f1, per_class=per_class, n=len(texts),
+                        seconds=seconds, examples_per_second=len(texts) / seconds if seconds > 0 else 0.0,
+                        formulation=classifier.formulation, model="", predictions=predicted)
+    return result, scores
+
+
 def evaluate_baseline(
     texts: Sequence[str],
     labels: Sequence[str | int],

@@ -49,6 +49,9 @@ class BenchmarkConfig:
         target_sample_size: Unlabelled target texts sampled for scoring.
         eval_size: Labelled target examples evaluated per pair.
         seed: Sampling seed (the tuning seed is ``transfer.finetune.seed``).
+        seeds: Tuning seeds per source (``transfer.finetune.seed`` + 0..seeds-1); the ground
+            truth is the mean over seeds, and two halves of the seeds give test-retest
+            reliability.
         score: :class:`hubselect.scoring.ScoreConfig` (measures, encoder settings).
         transfer: :class:`hubselect.transfer.TransferConfig` (fine-tuning settings).
         only: Task names to keep (empty = all), e.g. for the ``--quick`` preset.
@@ -61,10 +64,11 @@ class BenchmarkConfig:
     target_sample_size: int = 500
     eval_size: int = 400
     seed: int = 0
+    seeds: int = 1
     only: tuple[str, ...] = field(default_factory=tuple)
 
     def __post_init__(self) -> None:
-        for name in ("sample_size", "target_sample_size", "eval_size"):
+        for name in ("sample_size", "target_sample_size", "eval_size", "seeds"):
             if getattr(self, name) < 1:
                 raise HubselectError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
 
@@ -76,7 +80,7 @@ def settings_of(cfg: BenchmarkConfig, tasks: list[dict]) -> dict[str, Any]:
 
     transfer = {k: v for k, v in transfer_params(cfg.transfer).items() if k not in ("champion", "registered_model_name")}
     settings = {"format_version": FORMAT_VERSION, "tasks": cfg.tasks, "sample_size": cfg.sample_size,
-                "target_sample_size": cfg.target_sample_size, "eval_size": cfg.eval_size, "seed": cfg.seed,
+                "target_sample_size": cfg.target_sample_size, "eval_size": cfg.eval_size, "seed": cfg.seed, "seeds": cfg.seeds,
                 "train_seed": cfg.transfer.finetune.seed, **score_params(cfg.score), **transfer,
                 "task_names": ",".join(t["name"] for t in tasks)}
     return {k: ("" if v is None else v) for k, v in settings.items()}
@@ -143,34 +147,214 @@ def _unlabelled_reason(catalog: dict) -> str:
     return ""
 
 
-def run_target(cfg: BenchmarkConfig, task: dict, tasks: list[dict], out_dir: Path, *, quiet: bool = True) -> dict:
-    """Fetch, score, tune (cached) and evaluate every other task on ``task``; return its record."""
+def prepare_target(cfg: BenchmarkConfig, task: dict, tasks: list[dict], out_dir: Path) -> dict:
+    """Fetch and score every other task against ``task`` (cached in ``prepared/<name>.json``)."""
     from hubselect.hub.catalog import accepted
     from hubselect.scoring import score
-    from hubselect.transfer import evaluate_pairs, tune_selected
 
-    start = time.perf_counter()
+    path = out_dir / "prepared" / f"{task['name']}.json"
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
     fetch_dir = out_dir / "fetch" / task["name"]
     catalog = _fetch_target(cfg, task, tasks, fetch_dir)
-    rejected = {c["name"]: c["reason"] for c in catalog["candidates"] if c["status"] != "ok"}
     reason = _unlabelled_reason(catalog)
     record: dict[str, Any] = {"target": task["name"], "target_revision": catalog["target"]["revision"],
-                              "label_names": catalog["target"].get("label_names"), "rejected_sources": rejected}
+                              "label_names": catalog["target"].get("label_names"),
+                              "rejected_sources": {c["name"]: c["reason"] for c in catalog["candidates"]
+                                                   if c["status"] != "ok"}}
     if reason or not accepted(catalog):
         record.update(scored=False, reason=reason or "no usable source")
-        return record
-    scored = score(catalog, fetch_dir, cfg.score)
-    tuned = tune_selected(catalog, fetch_dir, [c["name"] for c in accepted(catalog)], cfg.transfer, quiet=quiet)
-    evaluation = evaluate_pairs(catalog, fetch_dir, tuned, cfg.transfer, quiet=quiet)
-    record.update(scored=True, reason="", baseline={k: evaluation["baseline"][k] for k in ("accuracy", "macro_f1")},
-                  baseline_seconds=evaluation["baseline"].get("seconds"), eval_n=catalog["target"]["eval"]["n"],
-                  scores=scored.scores.to_dict(orient="index"), score_timings=scored.timings,
-                  score_cached=scored.cached, embed_sets=len(accepted(catalog)) + 1,
-                  pairs=[{k: p[k] for k in ("source", "source_revision", "formulation", "key", "accuracy", "macro_f1",
-                                            "gain", "train_seconds", "eval_seconds", "train_examples", "from_cache",
-                                            "eval_from_cache", "per_class")} for p in evaluation["pairs"]],
-                  seconds=time.perf_counter() - start)
+    else:
+        start = time.perf_counter()
+        scored = score(catalog, fetch_dir, cfg.score)
+        record.update(scored=True, reason="", eval_n=catalog["target"]["eval"]["n"],
+                      scores=scored.scores.to_dict(orient="index"), score_timings=scored.timings,
+                      score_cached=scored.cached, embed_sets=len(accepted(catalog)) + 1,
+                      score_seconds=time.perf_counter() - start)
+    atomic_write_json(path, record)
     return record
+
+
+def _source_entries(out_dir: Path, prepared: list[dict]) -> dict[str, tuple[dict, Path]]:
+    """Each usable source's catalog entry and the fetch folder holding its sample."""
+    from hubselect.hub.catalog import accepted, load_catalog
+
+    out: dict[str, tuple[dict, Path]] = {}
+    for rec in prepared:
+        fetch_dir = out_dir / "fetch" / rec["target"]
+        for entry in accepted(load_catalog(fetch_dir)):
+            out.setdefault(entry["name"], (entry, fetch_dir))
+    return out
+
+
+def _formulation(cfg: BenchmarkConfig, source_labels: list[str], target_labels: list[str]) -> str:
+    from hubselect.zeroshot import choose_formulation
+
+    return choose_formulation(source_labels, target_labels, cfg.transfer.finetune.formulation, cfg.transfer.mapping)
+
+
+def _source_labels(entry: dict, frame: Any) -> list[str]:
+    return list(entry.get("label_names") or sorted(frame["label"].astype(str).unique()))
+
+
+def tune_source(cfg: BenchmarkConfig, entry: dict, fetch_dir: Path, seed: int, formulation: str, *,
+                quiet: bool = True) -> dict:
+    """Tune one source with one seed and formulation (cached by the model cache); its record."""
+    from dataclasses import replace
+
+    import pandas as pd
+
+    from hubselect.training import finetune
+
+    frame = pd.read_parquet(fetch_dir / entry["sample"], columns=["text", "label"])
+    ft = replace(cfg.transfer.finetune, seed=seed)
+    tuned = finetune(entry["name"], entry["revision"], frame["text"].tolist(), frame["label"].tolist(),
+                     _source_labels(entry, frame), ft, formulation=formulation,
+                     descriptions=cfg.transfer.descriptions, progress=not quiet)
+    return {"source": entry["name"], "source_revision": entry["revision"], "seed": seed,
+            "formulation": formulation, "path": tuned.path, "key": tuned.key, "from_cache": tuned.from_cache,
+            "train_seconds": tuned.train_seconds, "train_examples": tuned.examples_used,
+            "best_holdout_accuracy": tuned.best_holdout_accuracy}
+
+
+def _eval_paths(out_dir: Path, target: str, model: dict) -> tuple[Path, Path]:
+    stem = f"{model['source']}.s{model['seed']}.{model['formulation']}"
+    folder = out_dir / "pairs" / target
+    return folder / f"{stem}.json", folder / f"{stem}.npy"
+
+
+def _target_eval_data(out_dir: Path, rec: dict) -> tuple[list[str], list[str]]:
+    import pandas as pd
+
+    frame = pd.read_parquet(out_dir / "fetch" / rec["target"] / "samples" / "target.eval.parquet",
+                            columns=["text", "label"])
+    return frame["text"].astype(str).tolist(), frame["label"].tolist()
+
+
+def _save_pair(json_path: Path, npy_path: Path, result: Any, scores: Any, extra: dict) -> dict:
+    import numpy as np
+
+    from hubselect.cache import atomic_path
+
+    npy_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(npy_path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, scores.astype(np.float16))
+    record = {**extra, **result.to_dict()}
+    atomic_write_json(json_path, record)
+    return record
+
+
+def evaluate_model(cfg: BenchmarkConfig, model: dict | None, targets: list[dict], out_dir: Path) -> dict[str, dict]:
+    """Evaluate one tuned model (``None``: the untuned baseline) on every target it serves.
+
+    The weights are loaded once and each target's texts encoded once; per pair the result
+    (``pairs/<target>/<source>.s<seed>.<formulation>.json``) and the raw scores (``.npy``, texts x
+    target labels) are written atomically, so a resumed run only evaluates missing pairs.
+    """
+    from hubselect.evaluation import score_texts
+    from hubselect.modeling import resolve_model
+    from hubselect.zeroshot import load_classifier
+
+    tag = model or {"source": "_baseline", "seed": 0, "formulation": "description"}
+    results, todo = {}, []
+    for rec in targets:
+        json_path, _ = _eval_paths(out_dir, rec["target"], tag)
+        if json_path.exists():
+            results[rec["target"]] = json.loads(json_path.read_text(encoding="utf-8"))
+        else:
+            todo.append(rec)
+    if not todo:
+        return results
+    path = model["path"] if model else resolve_model(cfg.transfer.finetune.model,
+                                                     cfg.transfer.finetune.model_revision).path
+    base = None
+    for rec in todo:
+        names = rec["label_names"]
+        if base is not None and hasattr(base, "relabel"):
+            clf = base.relabel(names, cfg.transfer.descriptions)
+        else:
+            clf = base = load_classifier(path, names, descriptions=cfg.transfer.descriptions,
+                                         mapping=cfg.transfer.mapping, max_length=cfg.transfer.finetune.max_length)
+        texts, labels = _target_eval_data(out_dir, rec)
+        result, scores = score_texts(clf, texts, labels)
+        results[rec["target"]] = _save_pair(*_eval_paths(out_dir, rec["target"], tag), result, scores,
+                                            {k: v for k, v in tag.items() if k != "path"})
+    return results
+
+
+def source_holdout(cfg: BenchmarkConfig, model: dict, entry: dict, fetch_dir: Path, out_dir: Path) -> dict:
+    """The tuned model's confidence and correctness on its *source's* held-out slice.
+
+    Label-free champion estimators calibrate on this slice (never on the target's labels).
+    Written to ``holdout/<source>.s<seed>.<formulation>.json``.
+    """
+    from dataclasses import replace
+
+    import numpy as np
+    import pandas as pd
+
+    from hubselect.evaluation import score_texts
+    from hubselect.training import holdout_indices
+    from hubselect.zeroshot import load_classifier
+
+    path = out_dir / "holdout" / f"{model['source']}.s{model['seed']}.{model['formulation']}.json"
+    if path.exists():
+        return json.loads(path.read_text(encoding="utf-8"))
+    frame = pd.read_parquet(fetch_dir / entry["sample"], columns=["text", "label"])
+    idx = holdout_indices(len(frame), replace(cfg.transfer.finetune, seed=model["seed"]))
+    names = _source_labels(entry, frame)
+    clf = load_classifier(model["path"], names, descriptions=cfg.transfer.descriptions,
+                          max_length=cfg.transfer.finetune.max_length)
+    result, scores = score_texts(clf, frame["text"].iloc[idx].astype(str).tolist(), frame["label"].iloc[idx].tolist())
+    z = scores - scores.max(axis=1, keepdims=True)
+    prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    gold = [names.index(n) for n in _gold_list(frame["label"].iloc[idx].tolist(), names)]
+    record = {"accuracy": result.accuracy, "n": result.n, "confidence": prob.max(axis=1).round(5).tolist(),
+              "correct": (scores.argmax(axis=1) == np.array(gold)).astype(int).tolist()}
+    atomic_write_json(path, record)
+    return record
+
+
+def _gold_list(labels: list, names: list[str]) -> list[str]:
+    from hubselect.evaluation import _gold_names
+
+    return _gold_names(labels, names)
+
+
+def _needed_models(cfg: BenchmarkConfig, scored: list[dict], sources: dict, seeds: list[int]) -> list[tuple]:
+    """(source, seed, formulation) triples some scored target needs, in a stable order."""
+    import pandas as pd
+
+    need = []
+    for name, (entry, fetch_dir) in sources.items():
+        labels = _source_labels(entry, pd.read_parquet(fetch_dir / entry["sample"], columns=["label"]))
+        forms = sorted({_formulation(cfg, labels, rec["label_names"]) for rec in scored if rec["target"] != name})
+        need += [(name, seed, form) for seed in seeds for form in forms]
+    return need
+
+
+def _assemble(rec: dict, models: list[dict], evals: dict[tuple, dict], baseline: dict, cfg: BenchmarkConfig,
+              sources: dict) -> dict:
+    import pandas as pd
+
+    pairs = []
+    for m in models:
+        if m["source"] == rec["target"] or m["source"] not in rec["scores"]:
+            continue
+        entry, fetch_dir = sources[m["source"]]
+        labels = _source_labels(entry, pd.read_parquet(fetch_dir / entry["sample"], columns=["label"]))
+        if _formulation(cfg, labels, rec["label_names"]) != m["formulation"]:
+            continue
+        r = evals[(m["source"], m["seed"], m["formulation"])][rec["target"]]
+        pairs.append({"source": m["source"], "source_revision": m["source_revision"], "seed": m["seed"],
+                      "formulation": m["formulation"], "key": m["key"], "accuracy": r["accuracy"],
+                      "macro_f1": r["macro_f1"], "gain": r["accuracy"] - baseline["accuracy"],
+                      "train_seconds": m["train_seconds"], "eval_seconds": r["seconds"],
+                      "train_examples": m["train_examples"], "from_cache": m["from_cache"],
+                      "per_class": r["per_class"]})
+    return {**rec, "baseline": {k: baseline[k] for k in ("accuracy", "macro_f1")},
+            "baseline_seconds": baseline.get("seconds"), "pairs": pairs}
 
 
 def source_features_frame(out_dir: Path, tasks: list[dict]) -> Any:
@@ -194,7 +378,10 @@ def build_matrix(cfg: BenchmarkConfig, out_dir: str | Path, *, quiet: bool = Tru
                  on_target: Callable[[dict, bool], None] | None = None) -> dict:
     """Run (or resume) the benchmark into ``out_dir``; return ``{settings, tasks, targets}``.
 
-    ``on_target(record, resumed)`` is called after each target (e.g. to log its pair runs).
+    Four phases, each resumable: fetch and score every target (``prepared/``); tune every
+    source once per seed (model cache); evaluate each tuned model on every target, loading it
+    once (``pairs/``), with its source held-out slice (``holdout/``); assemble one record per
+    target (``targets/<name>.json``). ``on_target(record, resumed)`` is called per target.
 
     Raises:
         HubselectError: fewer than three tasks, settings differing from a finished benchmark in
@@ -205,33 +392,45 @@ def build_matrix(cfg: BenchmarkConfig, out_dir: str | Path, *, quiet: bool = Tru
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = settings_of(cfg, tasks)
     check_resume(out_dir, settings)
-    records = []
+    prepared = []
     for i, task in enumerate(tasks, 1):
-        path = out_dir / "targets" / f"{task['name']}.json"
+        prepared.append(prepare_target(cfg, task, tasks, out_dir))
+        logger.info("prepared target %d/%d %s", i, len(tasks), task["name"])
+    scored = [r for r in prepared if r["scored"]]
+    if len(scored) < MIN_TASKS:
+        raise HubselectError(f"only {len(scored)} of {len(prepared)} tasks have labels to evaluate on "
+                             f"(unlabelled: {', '.join(r['target'] for r in prepared if not r['scored'])}): "
+                             f"a benchmark needs {MIN_TASKS}")
+    sources = _source_entries(out_dir, prepared)
+    seeds = [cfg.transfer.finetune.seed + i for i in range(cfg.seeds)]
+    baseline = evaluate_model(cfg, None, scored, out_dir)
+    models, evals = [], {}
+    needed = _needed_models(cfg, scored, sources, seeds)
+    for i, (name, seed, form) in enumerate(needed, 1):
+        entry, fetch_dir = sources[name]
+        model = tune_source(cfg, entry, fetch_dir, seed, form, quiet=quiet)
+        serves = [r for r in scored if r["target"] != name and name in r["scores"]]
+        evals[(name, seed, form)] = evaluate_model(cfg, model, serves, out_dir)
+        if form == "description":
+            source_holdout(cfg, model, entry, fetch_dir, out_dir)
+        models.append(model)
+        logger.info("source %d/%d %s seed %d: tuned and evaluated on %d targets", i, len(needed), name, seed,
+                    len(serves))
+    records = []
+    for rec in prepared:
+        path = out_dir / "targets" / f"{rec['target']}.json"
         resumed = path.exists()
-        if resumed:
-            record = json.loads(path.read_text(encoding="utf-8"))
-            logger.info("target %d/%d %s: finished before, skipped", i, len(tasks), task["name"])
-        else:
-            record = run_target(cfg, task, tasks, out_dir, quiet=quiet)
-            atomic_write_json(path, record)
-            logger.info("target %d/%d %s: %s in %.0f s", i, len(tasks), task["name"],
-                        f"{len(record['pairs'])} pairs" if record["scored"] else f"not scored ({record['reason']})",
-                        record.get("seconds", 0.0))
+        record = _assemble(rec, models, evals, baseline[rec["target"]], cfg, sources) if rec["scored"] else rec
+        atomic_write_json(path, record)
         records.append(record)
         if on_target:
             on_target(record, resumed)
-    skipped = [r for r in records if not r["scored"]]
-    for r in skipped:
-        logger.warning("task %s cannot be a scored target: %s", r["target"], r["reason"])
-    if len(records) - len(skipped) < MIN_TASKS:
-        raise HubselectError(f"only {len(records) - len(skipped)} of {len(records)} tasks have labels to evaluate on "
-                             f"(unlabelled: {', '.join(r['target'] for r in skipped)}): a benchmark needs {MIN_TASKS}")
     return {"settings": settings, "tasks": tasks, "targets": records}
 
 
 def pairs_frame(matrix: dict) -> Any:
-    """One row per scored pair: target, source, accuracy, macro-F1, gain, costs and every measure."""
+    """One row per scored pair and seed: target, source, seed, accuracy, macro-F1, gain, costs
+    and every measure (see :func:`seed_mean` for the ground truth)."""
     import pandas as pd
 
     rows = []
@@ -239,13 +438,27 @@ def pairs_frame(matrix: dict) -> Any:
         if not rec["scored"]:
             continue
         for p in rec["pairs"]:
-            row = {"target": rec["target"], "source": p["source"], "accuracy": p["accuracy"], "macro_f1": p["macro_f1"],
+            row = {"target": rec["target"], "source": p["source"], "seed": p.get("seed", 0),
+                   "accuracy": p["accuracy"], "macro_f1": p["macro_f1"],
                    "gain": p["gain"], "baseline_accuracy": rec["baseline"]["accuracy"],
                    "train_seconds": p["train_seconds"], "eval_seconds": p["eval_seconds"],
                    "formulation": p["formulation"], "train_examples": p["train_examples"], "eval_n": rec["eval_n"]}
             row.update({f"d_{m}": v for m, v in rec["scores"].get(p["source"], {}).items()})
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def seed_mean(pairs: Any) -> Any:
+    """One row per pair: accuracy, macro-F1, gain and costs averaged over the tuning seeds (the
+    ground truth), ``seeds`` the number averaged and ``accuracy_sd`` their standard deviation."""
+    keys = ["target", "source"]
+    numeric = [c for c in pairs.columns if c not in (*keys, "seed", "formulation")]
+    grouped = pairs.groupby(keys, sort=False)
+    out = grouped[numeric].mean()
+    out["formulation"] = grouped["formulation"].first()
+    out["seeds"] = grouped["seed"].nunique()
+    out["accuracy_sd"] = grouped["accuracy"].std(ddof=0)
+    return out.reset_index()
 
 
 def unusable_tasks(matrix: dict) -> dict[str, str]:
@@ -255,24 +468,3 @@ def unusable_tasks(matrix: dict) -> dict[str, str]:
         for name, reason in r.get("rejected_sources", {}).items():
             out.setdefault(name, f"not a source: {reason}")
     return out
-
-
-def retune_pairs(cfg: BenchmarkConfig, out_dir: str | Path, target: str, sources: list[str], seed: int, *,
-                 quiet: bool = True) -> list[dict]:
-    """Tune ``sources`` again with another training ``seed`` and evaluate them on ``target``.
-
-    Uses the finished benchmark's fetch folder of ``target``; both steps are cached like the
-    main matrix. Returns ``[{target, source, seed, accuracy, macro_f1}]``.
-    """
-    from dataclasses import replace
-
-    from hubselect.hub.catalog import load_catalog
-    from hubselect.transfer import evaluate_pairs, tune_selected
-
-    fetch_dir = Path(out_dir) / "fetch" / target
-    catalog = load_catalog(fetch_dir)
-    transfer = replace(cfg.transfer, finetune=replace(cfg.transfer.finetune, seed=seed))
-    tuned = tune_selected(catalog, fetch_dir, sources, transfer, quiet=quiet)
-    evaluation = evaluate_pairs(catalog, fetch_dir, tuned, transfer, quiet=quiet)
-    return [{"target": target, "source": p["source"], "seed": seed, "accuracy": p["accuracy"],
-             "macro_f1": p["macro_f1"]} for p in evaluation["pairs"]]

@@ -56,6 +56,8 @@ def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
                    help="unlabelled target texts sampled for scoring")
     g.add_argument("--eval-size", type=int, default=DEFAULTS["eval_size"], help="labelled target examples evaluated")
     g.add_argument("--seed", type=int, default=0, help="sampling and training seed")
+    g.add_argument("--seeds", type=int, default=1,
+                   help="tuning seeds per source; the ground truth is their mean (2+ gives test-retest reliability)")
     g.add_argument("--ks", default="1,3", help="k values of the metrics, comma-separated")
     g.add_argument("--learned-alpha", type=float, default=1.0, help="ridge penalty of the learned policy")
     cli._score_args(parser)
@@ -91,7 +93,7 @@ def config_from_args(args: argparse.Namespace):
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
     return BenchmarkConfig(tasks=args.tasks, score=cli.score_config(args), transfer=cli.transfer_config(args),
                            sample_size=args.sample_size, target_sample_size=args.target_sample_size,
-                           eval_size=args.eval_size, seed=args.seed, only=only)
+                           eval_size=args.eval_size, seed=args.seed, seeds=args.seeds, only=only)
 
 
 def parse_ks(text: str) -> tuple[int, ...]:
@@ -177,21 +179,29 @@ def normalised_costs(pairs: Any) -> Any:
 
 
 def _log_target(record: dict, resumed: bool, cfg: Any) -> None:
-    """One nested MLflow run per pair of a finished target (same param and metric names)."""
+    """One nested MLflow run per source of a finished target (mean over seeds; same names)."""
+    from collections import defaultdict
+
     from hubselect.tracking import runs
     from hubselect.transfer import transfer_params
 
     if not record["scored"]:
         return
     common = {k: v for k, v in transfer_params(cfg.transfer).items() if k not in ("champion", "registered_model_name")}
+    by_source: dict[str, list[dict]] = defaultdict(list)
     for p in record["pairs"]:
-        params = {"source": p["source"], "source_revision": p["source_revision"], "target": record["target"],
-                  "target_revision": record["target_revision"], "formulation": p["formulation"], **common}
-        with runs.step_run("pair", params, run_name=f"{p['source']} -> {record['target']}"):
-            metrics = {"accuracy": p["accuracy"], "macro_f1": p["macro_f1"], "gain": p["gain"],
-                       "baseline_accuracy": record["baseline"]["accuracy"], "train_seconds": p["train_seconds"],
-                       "eval_seconds": p["eval_seconds"]}
-            metrics.update({f"divergence_{m}": float(v) for m, v in record["scores"].get(p["source"], {}).items()})
+        by_source[p["source"]].append(p)
+    for source, seeds in by_source.items():
+        first = seeds[0]
+        params = {"source": source, "source_revision": first["source_revision"], "target": record["target"],
+                  "target_revision": record["target_revision"], "formulation": first["formulation"],
+                  "seeds": len(seeds), **common}
+        with runs.step_run("pair", params, run_name=f"{source} -> {record['target']}"):
+            mean = {k: sum(p[k] for p in seeds) / len(seeds) for k in ("accuracy", "macro_f1", "gain",
+                                                                         "train_seconds", "eval_seconds")}
+            metrics = {**mean, "baseline_accuracy": record["baseline"]["accuracy"],
+                       **{f"accuracy_seed{p['seed']}": p["accuracy"] for p in seeds}}
+            metrics.update({f"divergence_{m}": float(v) for m, v in record["scores"].get(source, {}).items()})
             runs.log_metrics(metrics)
             runs.set_tags({"hubselect.resumed": resumed})
 
@@ -203,10 +213,11 @@ def analyse(matrix: dict, out_dir: Path, *, ks: tuple[int, ...] = (1, 3), alpha:
     import pandas as pd
 
     from hubselect.benchmark import learned, metrics, report
-    from hubselect.benchmark.matrix import pairs_frame, source_features_frame, unusable_tasks
+    from hubselect.benchmark.matrix import pairs_frame, seed_mean, source_features_frame, unusable_tasks
     from hubselect.divergence import resolve_measures
 
-    pairs = pairs_frame(matrix)
+    seed_pairs = pairs_frame(matrix)
+    pairs = seed_mean(seed_pairs)
     pairs["cost_seconds"] = normalised_costs(pairs)
     measures = [c[2:] for c in pairs.columns if c.startswith("d_")]
     kinds = {s.name: s.kind for s in resolve_measures(measures)}
