@@ -27,7 +27,10 @@ import numpy as np
 
 from hubselect.errors import HubselectError
 
-POLICIES = ("topk", "rank", "quantile", "budget", "learned")
+POLICIES = ("topk", "rank", "quantile", "budget", "learned", "combined")
+#: Signals the ``combined`` policy weighs; each is z-scored among the candidates of one target.
+SIGNALS = ("divergence", "prior", "labels", "balance")
+DEFAULT_WEIGHTS = "divergence=1,prior=1,labels=1,balance=0"
 DEFAULT_MEASURES = "terms"
 
 
@@ -51,8 +54,10 @@ class SelectionConfig:
     quantile: float = 0.25
     budget_examples: int = 0
     learned_model: str = ""
+    weights: str = DEFAULT_WEIGHTS
 
     def __post_init__(self) -> None:
+        self.weight_map()  # validates
         if self.policy not in POLICIES:
             raise HubselectError(f"unknown policy '{self.policy}': choose from {', '.join(POLICIES)}")
         if self.k < 1:
@@ -65,11 +70,72 @@ class SelectionConfig:
             raise HubselectError("policy 'learned' needs --learned-model: the learned_policy.json of a benchmark run "
                                  "(or runs:/<benchmark run id>)")
 
+    def weight_map(self) -> dict[str, float]:
+        """``weights`` parsed: ``{signal: weight}`` for every signal (missing ones are 0)."""
+        return parse_weights(self.weights)
+
     def measure_names(self) -> list[str]:
         """Canonical names of ``measures`` (aliases resolved)."""
         from hubselect.divergence import resolve_measures
 
         return [spec.name for spec in resolve_measures(self.measures)]
+
+
+def parse_weights(text: str) -> dict[str, float]:
+    """Parse ``"divergence=1,prior=1,labels=1,balance=0"`` (signals left out weigh 0).
+
+    Raises:
+        HubselectError: an unknown signal, a malformed entry or a negative or non-numeric weight.
+    """
+    out = dict.fromkeys(SIGNALS, 0.0)
+    for item in (x.strip() for x in str(text).split(",") if x.strip()):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in SIGNALS:
+            raise HubselectError(f"weight '{item}' is not signal=number with a signal among {', '.join(SIGNALS)}: "
+                                 f"write e.g. --weights {DEFAULT_WEIGHTS}")
+        try:
+            out[name] = float(value)
+        except ValueError:
+            raise HubselectError(f"weight '{item}' is not a number: write e.g. {name}=1") from None
+        if not out[name] >= 0:
+            raise HubselectError(f"weight '{item}' must be a number >= 0")
+    if not any(out.values()):
+        raise HubselectError(f"--weights '{text}' gives every signal weight 0: give at least one a positive weight")
+    return out
+
+
+def _z(values: Any) -> np.ndarray:
+    v = np.asarray(values, dtype=float)
+    sd = v.std()
+    return (v - v.mean()) / sd if sd > 0 else np.zeros_like(v)
+
+
+def combined_score(mean_rank: Any, weights: Mapping[str, float], *, prior: Any = None,
+                   label_distance: Any = None, balance_distance: Any = None) -> np.ndarray:
+    """Higher = better: a weighted sum of z-scores among one target's candidates.
+
+    .. math:: s = -w_d z(\bar r) + w_p z(\text{prior}) - w_l z(d_{labels}) - w_b z(d_{balance})
+
+    where :math:`\bar r` is the mean divergence rank (1 = closest), the prior is a source's mean
+    gain on other targets (:mod:`hubselect.prior`), and the label distances come from
+    :mod:`hubselect.divergence.labels`. A signal with weight 0 may be ``None``.
+
+    Raises:
+        HubselectError: a signal with a positive weight was not given.
+    """
+    parts = {"divergence": (mean_rank, -1.0), "prior": (prior, 1.0), "labels": (label_distance, -1.0),
+             "balance": (balance_distance, -1.0)}
+    total = np.zeros(len(mean_rank), dtype=float)
+    for name, (values, sign) in parts.items():
+        w = float(weights.get(name, 0.0))
+        if w == 0:
+            continue
+        if values is None:
+            raise HubselectError(f"the combined policy weighs '{name}' but it was not computed: give it weight 0 in "
+                                 "--weights or provide it (prior: --prior; labels/balance: target label names)")
+        total += sign * w * _z(values)
+    return total
 
 
 @dataclass
@@ -85,7 +151,7 @@ class Selection:
 
 
 def select(scores: Any, tuning_examples: Mapping[str, int], cfg: SelectionConfig,
-           predicted_gain: Any = None) -> Selection:
+           predicted_gain: Any = None, features: Mapping[str, Mapping[str, float]] | None = None) -> Selection:
     """Apply ``cfg`` to ``scores``.
 
     Args:
@@ -93,6 +159,8 @@ def select(scores: Any, tuning_examples: Mapping[str, int], cfg: SelectionConfig
         tuning_examples: Training examples fine-tuning would use per candidate (cost proxy).
         cfg: The policy.
         predicted_gain: For ``learned``: a Series of predicted gains indexed like ``scores``.
+        features: For ``combined``: ``{"prior" | "label_distance" | "balance_distance":
+            {candidate: value}}`` (see :func:`combined_score`).
 
     Raises:
         HubselectError: a ranking measure was not scored, or ``k`` exceeds the candidates.
@@ -103,14 +171,24 @@ def select(scores: Any, tuning_examples: Mapping[str, int], cfg: SelectionConfig
         raise HubselectError(f"selection measure '{missing[0]}' was not scored (scored: {', '.join(scores.columns)}): "
                              "add it to the score step's --measures or choose scored ones")
     n = len(scores)
-    if cfg.policy in ("topk", "rank", "learned") and cfg.k > n:
+    if cfg.policy in ("topk", "rank", "learned", "combined") and cfg.k > n:
         raise HubselectError(f"k={cfg.k} is larger than the {n} usable candidates: lower --k")
     used = names[:1] if cfg.policy == "topk" else names
     ranks = scores[used].rank(method="average", ascending=True)
     table = scores.copy()
     table["mean_rank"] = ranks.mean(axis=1)
     table["tuning_examples"] = [int(tuning_examples.get(c, 0)) for c in table.index]
-    if cfg.policy == "learned":
+    if cfg.policy == "combined":
+        extra = features if features is not None else {}
+        table["combined_score"] = combined_score(
+            table["mean_rank"].to_numpy(), cfg.weight_map(),
+            **{k: (table.index.map(extra[k]).to_numpy(dtype=float) if k in extra else None)
+               for k in ("prior", "label_distance", "balance_distance")})
+        for k in ("prior", "label_distance", "balance_distance"):
+            if k in extra:
+                table[k] = table.index.map(extra[k]).to_numpy(dtype=float)
+        table = table.sort_values(["combined_score", "mean_rank"], ascending=[False, True], kind="stable")
+    elif cfg.policy == "learned":
         if predicted_gain is None:
             raise HubselectError("policy 'learned' was given no predictions: load the model with --learned-model")
         table["predicted_gain"] = [float(predicted_gain[c]) for c in table.index]
@@ -119,7 +197,11 @@ def select(scores: Any, tuning_examples: Mapping[str, int], cfg: SelectionConfig
         table = table.sort_values(["mean_rank", *used], kind="stable")
     table.insert(0, "rank", np.arange(1, n + 1))
     order_desc = f"mean rank over {', '.join(used)}" if len(used) > 1 else f"{used[0]}"
-    if cfg.policy == "learned":
+    if cfg.policy == "combined":
+        keep = table["rank"] <= cfg.k
+        reasons = [f"rank {r} of {n} by combined score {c:+.2f} ({cfg.weights}): " + ("within" if k else "outside")
+                   + f" top {cfg.k}" for r, c, k in zip(table["rank"], table["combined_score"], keep)]
+    elif cfg.policy == "learned":
         keep = table["rank"] <= cfg.k
         reasons = [f"rank {r} of {n} by predicted gain {g:+.4f}: " + ("within" if k else "outside") + f" top {cfg.k}"
                    for r, g, k in zip(table["rank"], table["predicted_gain"], keep)]
