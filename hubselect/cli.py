@@ -50,6 +50,8 @@ def _fetch_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--label-column", default="", help="target label column (default: detect)")
     g.add_argument("--label-names", default="", help="target label names in index order, comma-separated")
     g.add_argument("--text-join", default=" ", help="separator joining several text columns")
+    g.add_argument("--columns", action="append", default=[], metavar="NAME:text=COL,label=COL,names=A|B",
+                   help="a candidate's columns, e.g. 'reviews:text=body,label=stars' (repeat, or separate with ';')")
     g.add_argument("--language", default="", help="Hub search: language filter (e.g. en)")
     g.add_argument("--limit", type=int, default=20, help="Hub search: most-downloaded N datasets")
     _flag(g, "--trust-remote-code", "allow script-based Hub datasets (runs their code; off by default)")
@@ -119,7 +121,8 @@ def fetch_config(a: argparse.Namespace):
                        target_sample_size=a.target_sample_size, eval_size=a.eval_size, seed=a.seed,
                        target_split=a.target_split, eval_split=a.eval_split,
                        mapping=ColumnMapping.from_strings(a.text_column, a.label_column, a.label_names, a.text_join),
-                       language=a.language, limit=a.limit, trust_remote_code=a.trust_remote_code)
+                       language=a.language, limit=a.limit, trust_remote_code=a.trust_remote_code,
+                       columns=";".join(a.columns))
 
 
 def score_config(a: argparse.Namespace):
@@ -137,8 +140,14 @@ def score_config(a: argparse.Namespace):
 def select_config(a: argparse.Namespace):
     from hubselect.selection import SelectionConfig
 
+    from hubselect.divergence import resolve_measures
+
     cfg = SelectionConfig(a.policy, a.k, a.select_measures, a.quantile, a.budget_examples, a.learned_model)
-    cfg.measure_names()
+    scored = [spec.name for spec in resolve_measures(a.measures)]
+    missing = [name for name in cfg.measure_names() if name not in scored]
+    if missing:
+        raise HubselectError(f"--select-measures names '{missing[0]}', which --measures does not compute "
+                             f"(computed: {', '.join(scored)}): add it to --measures or choose computed ones")
     return cfg
 
 

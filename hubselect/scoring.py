@@ -23,6 +23,8 @@ from hubselect.represent.terms import count_matrix
 logger = logging.getLogger(__name__)
 
 DEFAULT_MEASURES = "all"
+#: Fewest texts per domain the embedding measures accept.
+MIN_EMBEDDING_TEXTS = 2
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,30 @@ def read_texts(path: Path) -> list[str]:
     return pd.read_parquet(path, columns=["text"])["text"].tolist()
 
 
+def check_sizes(target: str, target_texts: list[str], candidate_sizes: dict[str, int], specs: Any) -> None:
+    """Fail before any work when a domain is too small for the chosen measures.
+
+    Embedding measures need at least :data:`MIN_EMBEDDING_TEXTS` texts per domain (a mean and a
+    spread); term measures need at least one word or number in the target.
+
+    Raises:
+        HubselectError: naming the domain, its size and the fix.
+    """
+    from hubselect.represent.terms import tokenize
+
+    embedding = [s.name for s in specs if s.kind == "embeddings"]
+    sizes = [("target", target, len(target_texts))] + [("candidate", n, k) for n, k in candidate_sizes.items()]
+    for role, name, size in sizes if embedding else []:
+        if size < MIN_EMBEDDING_TEXTS:
+            raise HubselectError(
+                f"the {role} '{name}' has {size} text(s) after dropping empty and duplicate ones, too few for the "
+                f"embedding measures ({', '.join(embedding)}), which need at least {MIN_EMBEDDING_TEXTS}: add texts, "
+                "or use --measures terms")
+    if any(s.kind == "terms" for s in specs) and not any(tokenize(t) for t in target_texts):
+        raise HubselectError(f"the target '{target}' has {len(target_texts)} text(s) but no word or number in them, "
+                             "so term measures cannot be computed: check the text column (--text-column)")
+
+
 def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
           progress: Callable[[str, int, int], None] | None = None) -> ScoreResult:
     """Compute every measure in ``cfg.measures`` between the target and each usable candidate.
@@ -84,6 +110,7 @@ def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
     revisions = [catalog["target"]["revision"]] + [c["revision"] for c in candidates]
     texts = [read_texts(fetch_dir / catalog["target"]["score"]["sample"])]
     texts += [read_texts(fetch_dir / c["sample"]) for c in candidates]
+    check_sizes(catalog["target"]["name"], texts[0], {c["name"]: c.get("n", 2) for c in candidates}, specs)
     timings: dict[str, float] = {}
     cached = {"terms": 0, "embeddings": 0}
     columns: dict[str, np.ndarray] = {}

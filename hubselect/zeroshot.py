@@ -205,7 +205,8 @@ def choose_formulation(
     """Pick ``description`` or ``head`` for fine-tuning on a source and predicting a target.
 
     ``auto`` picks ``head`` when the label sets correspond one to one (same names after
-    normalisation, or through ``mapping``), else ``description``. ``head`` may also be requested
+    normalisation, or through ``mapping``), else ``description``; bare integer names (``0``,
+    ``1``) never correspond without a ``mapping``. ``head`` may also be requested
     when every target label maps to a distinct source label (the target uses a subset).
 
     Args:
@@ -226,7 +227,11 @@ def choose_formulation(
     source = require_label_names(source_labels, role="source")
     if req == DESCRIPTION:
         return DESCRIPTION
-    order = align_labels(source, target, mapping)
+    from hubselect.hub.columns import bare_integer_names
+
+    # Bare integer names ("0"/"1") say nothing about what a label means: never align by them.
+    unnamed = not mapping and (bare_integer_names(source) or bare_integer_names(target))
+    order = None if unnamed else align_labels(source, target, mapping)
     if req == HEAD:
         if order is None:
             raise HubselectError(

@@ -4,8 +4,9 @@ Names are matched case-insensitively, with ``-``, ``_`` and spaces treated alike
 carry keyword arguments after colons, ``name:key=value[:key=value...]`` (for example
 ``renyi:alpha=0.5`` or ``pad:folds=3:C=0.1``); the resulting :class:`MeasureSpec` has those
 arguments in ``params`` and a canonical name such as ``renyi:alpha=0.5``. Values are parsed as
-``int``, then ``float``, then ``none``/``true``/``false``; anything else stays a string. The
-function validates the values when the measure is called.
+``int``, then ``float``, then ``none``/``true``/``false``; anything else stays a string. A
+parameterised measure is called once on a tiny valid input when it is resolved, so a bad value
+is a one-line error before any work.
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def get_measure(name: str) -> MeasureSpec:
         The spec; for ``name:key=value`` a copy with those ``params`` and a canonical name.
 
     Raises:
-        HubselectError: unknown name, or a parameter the function does not take or cannot parse.
+        HubselectError: unknown name, a parameter the function does not take, or a value it refuses.
     """
     if not isinstance(name, str):
         raise HubselectError(f"measure names must be strings, got {name!r}: {_choices()}")
@@ -179,7 +180,32 @@ def get_measure(name: str) -> MeasureSpec:
             )
         params[real] = _parse_value(value)
     suffix = "".join(f":{k}={v}" for k, v in params.items())
-    return replace(spec, name=spec.name + suffix, params=MappingProxyType(params))
+    variant = replace(spec, name=spec.name + suffix, params=MappingProxyType(params))
+    _probe(variant, name)
+    return variant
+
+
+def _probe(spec: MeasureSpec, text: str) -> None:
+    """Call a parameterised measure on a tiny valid input, so a bad value fails now, before any work.
+
+    Raises:
+        HubselectError: the function rejects a value (``renyi:alpha=-1``, ``renyi:alpha=foo``).
+    """
+    import numpy as np
+
+    if spec.kind == "terms":
+        a, b = np.array([3.0, 1.0, 0.0, 2.0]), np.array([1.0, 2.0, 2.0, 1.0])
+    else:
+        rng = np.random.default_rng(0)
+        a, b = rng.normal(size=(12, 3)), rng.normal(size=(12, 3)) + 0.5
+    try:
+        spec(a, b)
+    except (ValueError, TypeError) as exc:
+        defaults = {k: p.default for k, p in inspect.signature(spec.function).parameters.items()
+                    if k in spec.params and p.default is not inspect.Parameter.empty}
+        example = "".join(f":{k}={v}" for k, v in defaults.items())
+        hint = f", e.g. {spec.name.split(':')[0]}{example}" if example else ""
+        raise HubselectError(f"measure {text.strip()!r} has a bad parameter value ({exc}): give a valid one{hint}") from None
 
 
 def list_measures(kind: str | None = None) -> tuple[MeasureSpec, ...]:

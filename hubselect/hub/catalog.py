@@ -21,11 +21,11 @@ from typing import Any, Callable
 
 from hubselect.cache import atomic_path, atomic_write_json, cache_dir, content_key
 from hubselect.errors import HubselectError, TaskRejected
-from hubselect.hub import demo, local
-from hubselect.hub.columns import ColumnMapping
+from hubselect.hub import demo, identity, local
+from hubselect.hub.columns import ColumnMapping, Hints, parse_column_specs
 from hubselect.hub.refs import TaskRef, parse_ref
 from hubselect.hub.tasks import (EVAL_SPLITS, SCORE_SPLITS, TRAIN_SPLITS, Sample, TaskHandle, first_split,
-                                 open_task, read_sample)
+                                 open_task, read_sample, split_texts)
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ class FetchConfig:
             else test). Its labels are never read.
         eval_split: Labelled split for evaluation (default: test, else validation).
         mapping: Column overrides for the target.
+        columns: Per-candidate column mappings, ``name:text=body,label=stars;other:...`` (see
+            :func:`hubselect.hub.columns.parse_column_specs`).
         language: Hub search language filter.
         limit: Hub search result limit.
         trust_remote_code: Allow script-based Hub datasets (off by default).
@@ -65,8 +67,10 @@ class FetchConfig:
     language: str = ""
     limit: int = 20
     trust_remote_code: bool = False
+    columns: str = ""
 
     def __post_init__(self) -> None:
+        parse_column_specs(self.columns)  # fail before any work on a malformed mapping
         for name in ("sample_size", "target_sample_size", "limit"):
             if getattr(self, name) < 1:
                 raise HubselectError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
@@ -96,7 +100,7 @@ def expand_candidates(spec: str, *, language: str = "", limit: int = 20) -> list
             continue
         ref = parse_ref(item)
         path = Path(ref.location)
-        if ref.kind == "local" and path.is_dir() and not local.is_task(path):
+        if ref.kind == "local" and local.is_catalog(path):
             tasks = local.catalog_tasks(path)
             if not tasks:
                 raise HubselectError(f"folder '{item}' holds no task (no data files, no task sub-folders): "
@@ -118,11 +122,11 @@ def _same_task(a: TaskRef, b: TaskRef) -> bool:
 
 
 def _cached_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: int, seed: int,
-                   with_labels: bool, out: Path) -> tuple[Sample | None, dict]:
+                   with_labels: bool, out: Path, hints: Hints = Hints()) -> tuple[Sample | None, dict]:
     """Read a sample through the on-disk cache; write it to ``out`` as Parquet; return meta."""
     import pandas as pd
 
-    key = content_key("sample-v1", task.ref.kind, task.ref.location, task.ref.config, task.revision, split,
+    key = content_key("sample-v2", task.ref.kind, task.ref.location, task.ref.config, task.revision, split,
                       asdict(mapping), n, seed, with_labels)
     cached = cache_dir() / "samples" / f"{key}.parquet"
     meta_path = cached.with_suffix(".json")
@@ -130,7 +134,7 @@ def _cached_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: i
         frame, meta = pd.read_parquet(cached), json.loads(meta_path.read_text())
         sample = None
     else:
-        sample = read_sample(task, split, mapping, n=n, seed=seed, with_labels=with_labels)
+        sample = read_sample(task, split, mapping, n=n, seed=seed, with_labels=with_labels, hints=hints)
         frame = pd.DataFrame({"text": sample.texts, **({"label": sample.labels} if with_labels else {})})
         meta = {"split": split, "text_columns": list(sample.columns.text),
                 "label_column": sample.columns.label if with_labels else None,
@@ -145,22 +149,70 @@ def _cached_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: i
     return sample, meta
 
 
-def _candidate_entry(ref: TaskRef, cfg: FetchConfig, samples: Path) -> dict[str, Any]:
+def _candidate_entry(ref: TaskRef, cfg: FetchConfig, samples: Path, target: identity.TargetIdentity) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": ref.name, "ref": str(ref), "kind": ref.kind, "revision": None}
+    out = samples / f"{ref.name}.parquet"
     try:
+        same = target.reason(ref)
+        if same:
+            raise TaskRejected(same)
         task = open_task(ref, trust_remote_code=cfg.trust_remote_code)
         entry.update(revision=task.revision, uri=task.uri, splits=task.splits)
         split = first_split(task.splits, TRAIN_SPLITS)
         if split is None:
-            raise TaskRejected(f"no labelled split among {task.splits} (looked for {', '.join(TRAIN_SPLITS)})")
-        _, meta = _cached_sample(task, split, ColumnMapping(), n=cfg.sample_size, seed=cfg.seed, with_labels=True,
-                                 out=samples / f"{ref.name}.parquet")
+            raise TaskRejected(f"no labelled split among {task.splits} (looked for {', '.join(TRAIN_SPLITS)}): "
+                               "name one train, validation or test")
+        mapping = parse_column_specs(cfg.columns).get(ref.name, ColumnMapping())
+        _, meta = _cached_sample(task, split, mapping, n=cfg.sample_size, seed=cfg.seed, with_labels=True,
+                                 out=out, hints=Hints.candidate(ref.name))
+        texts = _read_texts(out)
+        share = target.overlap(texts)
+        entry["target_overlap"] = round(share, 4)
+        if share >= identity.OVERLAP_THRESHOLD:
+            raise TaskRejected(identity.overlap_reason(share, round(share * len(texts)), len(texts)))
+        if share >= identity.OVERLAP_WARN:
+            logger.warning("candidate '%s': %.0f%% of its sampled texts are also the target's (kept; rejected from "
+                           "%.0f%%)", ref.name, 100 * share, 100 * identity.OVERLAP_THRESHOLD)
         entry.update(status="ok", reason="", sample=f"samples/{ref.name}.parquet", **meta)
     except TaskRejected as exc:
+        out.unlink(missing_ok=True)
         entry.update(status="rejected", reason=str(exc))
     return entry
 
 
+def _read_texts(path: Path) -> list[str]:
+    import pandas as pd
+
+    return pd.read_parquet(path, columns=["text"])["text"].tolist()
+
+
+def _target_identity(ref: TaskRef, task: TaskHandle, cfg: FetchConfig, samples: Path) -> identity.TargetIdentity:
+    """The target's identity: location, files, and its texts (every split of local data; only the
+    sampled texts of a Hub dataset, which is never read whole)."""
+    ident = identity.TargetIdentity(ref)
+    for sample in samples.glob("target.*.parquet"):
+        ident.add_texts(_read_texts(sample))
+    for split in task.splits if task.path is not None else []:
+        try:
+            ident.add_texts(split_texts(task, split, cfg.mapping))
+        except HubselectError as exc:  # a split without the text column still leaves the others
+            logger.info("target split '%s' not compared with candidates: %s", split, exc)
+    return ident
+
+
+def rejection_table(candidates: list[dict]) -> str:
+    """The rejected candidates as an aligned text table: name, reason and the fix."""
+    rows = []
+    for c in candidates:
+        if c["status"] != "rejected":
+            continue
+        reason, sep, fix = c["reason"].rpartition(": ")
+        rows.append((c["name"], reason if sep else fix, fix if sep else "-"))
+    if not rows:
+        return ""
+    rows.insert(0, ("name", "reason", "fix"))
+    widths = [max(len(r[i]) for r in rows) for i in range(2)]
+    return "\n".join(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows)
 def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *,
           progress: Callable[[str, int, int], None] | None = None) -> dict:
     """Run the fetch step into ``out_dir`` (written atomically) and return the catalog dict.
@@ -177,6 +229,11 @@ def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *,
     if not refs:
         raise HubselectError(f"no candidate left for '{cfg.candidates}' once the target is excluded: "
                              "add other tasks to --candidates")
+    unknown = sorted(set(parse_column_specs(cfg.columns)) - {r.name for r in refs})
+    if unknown:
+        raise HubselectError(f"--columns names '{unknown[0]}', which is not a candidate (candidates: "
+                             f"{', '.join(r.name for r in refs)}): use a candidate's name; the target's "
+                             "columns take --text-column and --label-column")
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as tmp:
         samples = tmp / "samples"
@@ -201,11 +258,16 @@ def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *,
                         "eval": {**eval_meta, "sample": "samples/target.eval.parquet"} if eval_meta else None,
                         "label_names": list(cfg.mapping.label_names or (eval_meta or {}).get("label_names") or [])
                         or None}
+        ident = _target_identity(target_ref, target, cfg, samples)
         candidates = []
         for i, ref in enumerate(refs, 1):
-            candidates.append(_candidate_entry(ref, cfg, samples))
+            candidates.append(_candidate_entry(ref, cfg, samples, ident))
             if progress:
                 progress(ref.name, i, len(refs))
+        table = rejection_table(candidates)
+        if table:
+            logger.warning("%d of %d candidates rejected (details in catalog.json):\n%s",
+                           sum(c["status"] == "rejected" for c in candidates), len(candidates), table)
         settings = {k: v for k, v in asdict(cfg).items() if k != "mapping"}
         settings["mapping"] = asdict(cfg.mapping)
         catalog = {"settings": settings, "target": target_entry, "candidates": candidates,

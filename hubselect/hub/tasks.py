@@ -12,7 +12,8 @@ import numpy as np
 from hubselect.cache import cache_dir
 from hubselect.errors import HubselectError, TaskRejected
 from hubselect.hub import demo, local
-from hubselect.hub.columns import ColumnMapping, Columns, join_text, label_name, resolve_columns
+from hubselect.hub.columns import (ColumnMapping, Columns, Hints, bare_integer_names, join_text, label_name,
+                                   resolve_columns)
 from hubselect.hub.refs import TaskRef
 
 logger = logging.getLogger(__name__)
@@ -59,6 +60,10 @@ class TaskHandle:
             return hf.open_hub_split(self.hub_info, config=self.ref.config, split=split, streaming=True,
                                      trust_remote_code=self.trust_remote_code)
         return local.open_local_split(self.path, split)
+
+    def card_label_names(self, column: str) -> tuple[str, ...] | None:
+        """Label names of ``column`` from a local dataset card (Hub cards already give a ClassLabel)."""
+        return local.card_label_names(self.path, column) if self.path is not None else None
 
 
 def open_task(ref: TaskRef, *, trust_remote_code: bool = False) -> TaskHandle:
@@ -126,15 +131,17 @@ def _stratified_indices(labels: list[str], n: int, rng: np.random.Generator) -> 
 
 
 def read_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: int, seed: int,
-                with_labels: bool) -> Sample:
+                with_labels: bool, hints: Hints = Hints()) -> Sample:
     """Read up to ``n`` examples of ``split``: seeded, stratified by label when labels are read.
 
     With ``with_labels=False`` only the text columns are selected, so label values are never read
     (used for the target while scoring). Streamed Hub splits are shuffled with a seeded buffer
     and read up to ``STREAM_SCAN_FACTOR * n`` rows, so a large dataset is never fetched whole.
+    Integer labels take their names from the user, a ``ClassLabel``, a names column
+    (``label_text``) or a local dataset card; bare integers are never used as names.
 
     Raises:
-        TaskRejected: no text/label column, unusable labels, or no non-empty text.
+        TaskRejected: no text/label column, unusable or unnamed integer labels, or no non-empty text.
     """
     where = f"task '{task.ref}' split '{split}'"
     data = task.open_split(split)
@@ -142,8 +149,13 @@ def read_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: int,
     if features is None:  # some streamed formats: infer from the first row
         data = data._resolve_features()
         features = data.features
-    columns = resolve_columns(features, mapping, where=where, need_label=with_labels)
+    columns = resolve_columns(features, mapping, where=where, need_label=with_labels, hints=hints)
+    if with_labels and columns.label_names is None and columns.names_column is None:
+        card = task.card_label_names(columns.label)
+        if card:
+            columns = Columns(columns.text, columns.label, card)
     keep = list(columns.text) + ([columns.label] if with_labels else [])
+    keep += [columns.names_column] if with_labels and columns.names_column else []
     data = data.select_columns(keep)
     total = None
     if task.streaming:
@@ -151,25 +163,17 @@ def read_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: int,
         rows: Iterable[dict] = data.shuffle(seed=seed, buffer_size=min(scan, 10_000)).take(scan)
     else:
         rows, total = data, len(data)
-    texts, labels, seen, dup = [], [], 0, set()
-    for row in rows:
-        seen += 1
-        text = join_text(row, columns.text, mapping.join)
-        if not text or text in dup:
-            continue
-        dup.add(text)
-        texts.append(text)
-        if with_labels:
-            value = row[columns.label]
-            if value is None or (isinstance(value, int) and value < 0):
-                texts.pop()
-                continue
-            labels.append(label_name(value, columns.label_names))
+    texts, labels, seen, named = _read_rows(rows, columns, mapping.join, with_labels)
     if not texts:
         raise TaskRejected(f"{where} has no non-empty text: choose another split or text column")
     rng = np.random.default_rng(seed)
     if with_labels:
-        names = columns.label_names or tuple(sorted(set(labels)))
+        names = columns.label_names or (tuple(named[k] for k in sorted(named)) if named else None)
+        names = names or tuple(sorted(set(labels)))
+        if bare_integer_names(names) and not mapping.label_names:  # names the user gave are kept
+            shown = ", ".join(sorted(set(labels), key=float)[:5])
+            raise TaskRejected(f"{where} has integer labels ({shown}) without names, so its label space means "
+                               f"nothing: {hints.names}")
         unknown = sorted(set(labels) - set(names))
         if unknown:
             raise TaskRejected(f"{where} has labels {unknown[:3]} missing from the label names {list(names)}: "
@@ -182,3 +186,40 @@ def read_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: int,
         idx = rng.permutation(len(texts))[:n]
     return Sample([texts[i] for i in idx], [labels[i] for i in idx] if with_labels else None,
                   names, columns, seen, total)
+
+
+def _read_rows(rows: Iterable[dict], columns: Columns, join: str,
+               with_labels: bool) -> tuple[list[str], list[str], int, dict[int, str]]:
+    """Texts (non-empty, de-duplicated) and label names of ``rows``; also the rows seen and the
+    integer label -> name pairs read from a names column."""
+    texts: list[str] = []
+    labels: list[str] = []
+    named: dict[int, str] = {}
+    seen, dup = 0, set()
+    for row in rows:
+        seen += 1
+        text = join_text(row, columns.text, join)
+        if not text or text in dup:
+            continue
+        dup.add(text)
+        texts.append(text)
+        if with_labels:
+            value = row[columns.label]
+            if value is None or (isinstance(value, int) and value < 0):
+                texts.pop()
+                continue
+            if columns.names_column and isinstance(value, int) and row.get(columns.names_column):
+                named.setdefault(value, str(row[columns.names_column]).strip())
+                labels.append(named[value])
+            else:
+                labels.append(label_name(value, columns.label_names))
+    return texts, labels, seen, named
+
+
+def split_texts(task: TaskHandle, split: str, mapping: ColumnMapping) -> list[str]:
+    """Every text of a local task's ``split``, text columns only (labels are not read). Used to tell
+    whether a candidate's texts are the target's."""
+    data = task.open_split(split)
+    columns = resolve_columns(data.features, mapping, where=f"task '{task.ref}' split '{split}'", need_label=False)
+    values = [data[c] for c in columns.text]
+    return [join_text(dict(zip(columns.text, row)), columns.text, mapping.join) for row in zip(*values)]

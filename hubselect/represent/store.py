@@ -33,7 +33,7 @@ def texts_digest(texts: Sequence[str]) -> str:
 
 def cached_term_counts(texts: Sequence[str], revision: str, *, bigrams: bool) -> tuple[Counter, bool]:
     """Term counts of ``texts``; returns ``(counts, from_cache)``."""
-    key = content_key("terms-v1", revision, texts_digest(texts), bigrams)
+    key = content_key("terms-v2", revision, texts_digest(texts), bigrams)  # v2: tokens capped per text
     path = cache_dir() / "terms" / f"{key}.json"
     if path.exists():
         return Counter(json.loads(path.read_text(encoding="utf-8"))), True

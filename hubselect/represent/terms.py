@@ -13,6 +13,10 @@ Normalisation (applied identically to every text, target and candidates):
 This removes the form differences between FDU-MTL's raw unlabeled texts and its lowercased,
 tokenised labelled texts (see ``docs/representations.md``). Optional bigrams are adjacent token
 pairs joined by a space.
+
+Each text counts with at most its first :data:`MAX_TOKENS_PER_TEXT` tokens (read from at most
+its first :data:`MAX_CHARS_PER_TEXT` characters), as embeddings are truncated to ``max_length``:
+one huge text cannot dominate a domain's distribution, nor the memory.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from itertools import islice
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -28,6 +33,11 @@ _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _NT = re.compile(r"n't\b")
 _TOKEN = re.compile(r"[^\W_]+")
 _DIGITS = re.compile(r"\d+")
+#: Tokens counted per text (FDU-MTL: 10 of 124,765 texts are longer). Changing it changes every
+#: term count: bump the ``terms-v*`` cache key in :mod:`hubselect.represent.store` with it.
+MAX_TOKENS_PER_TEXT = 2000
+#: Characters read per text before tokenising (40 per counted token).
+MAX_CHARS_PER_TEXT = 40 * MAX_TOKENS_PER_TEXT
 
 
 def normalise(text: str) -> str:
@@ -36,16 +46,21 @@ def normalise(text: str) -> str:
     return _DIGITS.sub("0", _NT.sub(" not", _BREAK.sub(" ", text)))
 
 
-def tokenize(text: str) -> list[str]:
-    """Normalise ``text`` and split it into tokens."""
-    return _TOKEN.findall(normalise(text))
+def tokenize(text: str, max_tokens: int | None = None) -> list[str]:
+    """Normalise ``text`` and split it into tokens; only the first ``max_tokens`` when given (then
+    only the first ``40 * max_tokens`` characters are read)."""
+    if max_tokens is None:
+        return _TOKEN.findall(normalise(text))
+    found = _TOKEN.finditer(normalise(text[: 40 * max_tokens]))
+    return [m.group() for m in islice(found, max_tokens)]
 
 
-def term_counts(texts: Iterable[str], *, bigrams: bool = False) -> Counter:
-    """Count unigrams (and adjacent bigrams when ``bigrams``) over ``texts``."""
+def term_counts(texts: Iterable[str], *, bigrams: bool = False, max_tokens: int = MAX_TOKENS_PER_TEXT) -> Counter:
+    """Count unigrams (and adjacent bigrams when ``bigrams``) over ``texts``, at most ``max_tokens``
+    tokens per text."""
     counts: Counter = Counter()
     for text in texts:
-        tokens = tokenize(text)
+        tokens = tokenize(text, max_tokens)
         counts.update(tokens)
         if bigrams:
             counts.update(f"{a} {b}" for a, b in zip(tokens, tokens[1:]))
