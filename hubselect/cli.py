@@ -151,6 +151,12 @@ def select_config(a: argparse.Namespace):
     return cfg
 
 
+def _engine_args(p: argparse.ArgumentParser) -> None:
+    from hubselect.executor import add_engine_args
+
+    add_engine_args(p)
+
+
 def _benchmark_args(p: argparse.ArgumentParser) -> None:
     from hubselect.benchmark.run import add_benchmark_args
 
@@ -162,16 +168,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     specs = {
         "fetch": ("find, pin and sample the target and candidate tasks; writes catalog.json", [_fetch_args]),
-        "score": ("divergence of every candidate from the target; writes scores.csv", [_fetch_args, _score_args]),
+        "score": ("divergence of every candidate from the target; writes scores.csv",
+                  [_fetch_args, _score_args, _engine_args]),
         "select": ("choose the sources worth tuning; writes selection.json",
-                   [_fetch_args, _score_args, _select_args]),
+                   [_fetch_args, _score_args, _select_args, _engine_args]),
         "finetune": ("fine-tune on each selected source (cached); writes tuned.json",
-                     [_fetch_args, _score_args, _select_args, _transfer_args]),
+                     [_fetch_args, _score_args, _select_args, _transfer_args, _engine_args]),
         "evaluate": ("zero-shot accuracy on the target, tuned vs untuned; writes evaluation.json",
-                     [_fetch_args, _score_args, _select_args, _transfer_args]),
+                     [_fetch_args, _score_args, _select_args, _transfer_args, _engine_args]),
         "register": ("log and register the best model with the alias 'champion'",
-                     [_fetch_args, _score_args, _select_args, _transfer_args]),
-        "main": ("the whole job, reusing finished steps", [_fetch_args, _score_args, _select_args, _transfer_args]),
+                     [_fetch_args, _score_args, _select_args, _transfer_args, _engine_args]),
+        "main": ("the whole job, reusing finished steps",
+                 [_fetch_args, _score_args, _select_args, _transfer_args, _engine_args]),
         "benchmark": ("selection against brute force: transfer matrix, ranking metrics, learned policy, report",
                       [_benchmark_args]),
     }
@@ -185,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> None:
     from hubselect import steps
+    from hubselect.executor import LocalExecutor, executor_from_args, use
     from hubselect.tracking import runs
 
     if args.command == "benchmark":
@@ -201,11 +210,13 @@ def run(args: argparse.Namespace) -> None:
         configs.append(select_config(args))
     if args.command not in ("fetch", "score", "select"):
         configs.append(transfer_config(args))
+    executor = executor_from_args(args) if hasattr(args, "engine") else LocalExecutor()  # fails before any run
     runs.configure(args.experiment)
     runner = {"fetch": steps.run_fetch, "score": steps.run_score, "select": steps.run_select,
               "finetune": steps.run_finetune, "evaluate": steps.run_evaluate, "register": steps.run_register,
               "main": steps.run_main}[args.command]
-    out = runner(*configs, quiet=args.quiet)
+    with use(executor):
+        out = runner(*configs, quiet=args.quiet)
     logger.info("%s finished: run %s, artifacts under %s", args.command, out.run_id, out.path)
 
 

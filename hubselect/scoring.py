@@ -11,11 +11,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from hubselect.errors import HubselectError
+from hubselect.executor import current
 from hubselect.hub.catalog import accepted
 from hubselect.represent.store import EmbeddingSettings, Encoder, cached_embeddings, cached_term_counts
 from hubselect.represent.terms import count_matrix
@@ -86,13 +87,16 @@ def check_sizes(target: str, target_texts: list[str], candidate_sizes: dict[str,
 
 
 def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
-          progress: Callable[[str, int, int], None] | None = None) -> ScoreResult:
+          progress: Callable[[str, int, int], None] | None = None, *, executor: Any = None) -> ScoreResult:
     """Compute every measure in ``cfg.measures`` between the target and each usable candidate.
 
     Args:
         catalog: Output of the fetch step.
         fetch_dir: Folder with the fetch step's ``samples/``.
-        progress: Optional ``callback(phase, done, total)``.
+        progress: Optional ``callback(phase, done, total)`` (called as candidates are handed out).
+        executor: Where candidates are represented (default :func:`hubselect.executor.current`):
+            candidates are read here a chunk at a time and tokenised / embedded and scored per
+            chunk, so neither every sample nor every embedding is held at once.
 
     Raises:
         HubselectError: no usable candidate, or an unknown measure.
@@ -107,25 +111,26 @@ def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
         raise HubselectError("every candidate was rejected (see catalog.json): add usable tasks to --candidates")
     fetch_dir = Path(fetch_dir)
     names = [c["name"] for c in candidates]
-    revisions = [catalog["target"]["revision"]] + [c["revision"] for c in candidates]
-    texts = [read_texts(fetch_dir / catalog["target"]["score"]["sample"])]
-    texts += [read_texts(fetch_dir / c["sample"]) for c in candidates]
-    check_sizes(catalog["target"]["name"], texts[0], {c["name"]: c.get("n", 2) for c in candidates}, specs)
+    target = (read_texts(fetch_dir / catalog["target"]["score"]["sample"]), catalog["target"]["revision"])
+    paths = [(fetch_dir / c["sample"], c["revision"]) for c in candidates]
+    check_sizes(catalog["target"]["name"], target[0], {c["name"]: c.get("n", 2) for c in candidates}, specs)
     timings: dict[str, float] = {}
     cached = {"terms": 0, "embeddings": 0}
     columns: dict[str, np.ndarray] = {}
+    executor = executor or current()
 
     term_specs = [s for s in specs if s.kind == "terms"]
     if term_specs:
         start = time.perf_counter()
-        counts = []
-        for i, (t, rev) in enumerate(zip(texts, revisions)):
-            c, hit = cached_term_counts(t, rev, bigrams=cfg.bigrams)
-            counts.append(c)
-            cached["terms"] += hit
-            if progress:
-                progress("terms", i + 1, len(texts))
+        target_counts, hit = cached_term_counts(target[0], target[1], bigrams=cfg.bigrams)
+        counts, cached["terms"] = [target_counts], int(hit)
+        size = _chunk_size(executor, len(paths))
+        for chunk in executor.map(_term_counts_task, _chunks_of_texts(paths, size, None, progress, "terms"),
+                                  cfg.bigrams):
+            counts += [c for c, _ in chunk]
+            cached["terms"] += sum(h for _, h in chunk)
         _, matrix = count_matrix(counts)
+        del counts
         timings["tokenise"] = time.perf_counter() - start
         start_all = time.perf_counter()
         for spec in term_specs:
@@ -136,29 +141,84 @@ def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
 
     emb_specs = [s for s in specs if s.kind == "embeddings"]
     if emb_specs:
-        encoder = Encoder(cfg.embedding, cfg.device)
         start = time.perf_counter()
-        embeddings = []
-        for i, (t, rev) in enumerate(zip(texts, revisions)):
-            e, hit = cached_embeddings(t, rev, encoder)
-            embeddings.append(e)
-            cached["embeddings"] += hit
-            if progress:
-                progress("embeddings", i + 1, len(texts))
-        timings["embed"] = time.perf_counter() - start
-        timings["encoder"] = encoder.seconds
-        start_all = time.perf_counter()
-        # One BLAS thread: the small eigh/svd of these measures run 5-20x slower with two
-        # threads on a busy 2-core machine (docs/benchmarks/scoring.md, runs A/B against C).
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1, user_api="blas"):
-            for spec in emb_specs:
-                start = time.perf_counter()
-                columns[spec.name] = np.array([spec.function(embeddings[0], e, **dict(spec.params))
-                                               for e in embeddings[1:]], dtype=float)
-                timings[f"measure_{spec.name}"] = time.perf_counter() - start
-        timings["embedding_measures"] = time.perf_counter() - start_all
+        spec_text = ",".join(s.name for s in emb_specs)
+        # In process, one encoder serves every chunk; a Ray task loads its own.
+        encoder = Encoder(cfg.embedding, cfg.device) if executor.engine == "local" else None
+        first = _embedding_task([target], cfg, None, spec_text, encoder)
+        reference = executor.put(first["embeddings"][0])  # the target's embeddings, once
+        chunks = _chunks_of_texts(paths, _chunk_size(executor, len(paths)), cfg.embedding.max_texts, progress,
+                                  "embeddings")
+        parts = executor.map(_embedding_task, chunks, cfg, reference, spec_text, encoder)
+        timings["embed"] = time.perf_counter() - start - sum(p["measure_seconds"] for p in parts)
+        timings["encoder"] = first["encoder_seconds"] + sum(p["encoder_seconds"] for p in parts)
+        cached["embeddings"] = first["cached"] + sum(p["cached"] for p in parts)
+        for spec in emb_specs:
+            columns[spec.name] = np.concatenate([p["scores"][spec.name] for p in parts])
+            timings[f"measure_{spec.name}"] = sum(p["timings"][spec.name] for p in parts)
+        timings["embedding_measures"] = sum(p["measure_seconds"] for p in parts)
 
     frame = pd.DataFrame(columns, index=pd.Index(names, name="candidate"))[[s.name for s in specs]]
     return ScoreResult(frame, timings, cached, [s.name for s in specs])
+
+
+#: Candidates per representation task (large enough that loading the encoder once per chunk is noise).
+CHUNK = 32
+
+
+def _chunk_size(executor: Any, n: int) -> int:
+    """Candidates per task: :data:`CHUNK` in process; on Ray, small enough to keep every worker busy."""
+    if executor.engine == "local":
+        return CHUNK
+    return max(1, min(CHUNK, -(-n // (2 * executor.workers))))
+
+
+def _chunks_of_texts(paths: list[tuple[Path, str]], size: int, max_texts: int | None,
+                     progress: Callable[[str, int, int], None] | None, phase: str) -> Iterator[list[tuple[list[str], str]]]:
+    """Read the candidates' samples a chunk at a time: ``[(texts, revision), ...]`` per chunk."""
+    for start in range(0, len(paths), size):
+        chunk = [(read_texts(path)[:max_texts], rev) for path, rev in paths[start:start + size]]
+        if progress:
+            progress(phase, start + len(chunk), len(paths))
+        yield chunk
+
+
+def _term_counts_task(chunk: list[tuple[list[str], str]], bigrams: bool) -> list[tuple[Any, bool]]:
+    """Term counts of a chunk of candidates (cached), one ``(counts, from_cache)`` each."""
+    return [cached_term_counts(texts, rev, bigrams=bigrams) for texts, rev in chunk]
+
+
+def _embedding_task(chunk: list[tuple[list[str], str]], cfg: ScoreConfig, reference: np.ndarray | None,
+                    spec_text: str, encoder: Encoder | None = None) -> dict[str, Any]:
+    """Embed a chunk of candidates (cached) and, given the target's ``reference``, score them.
+
+    Returns the chunk's ``scores`` per measure (or its ``embeddings`` when ``reference`` is
+    None), the time in the encoder and in each measure, and how many came from the cache.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from hubselect.divergence import resolve_measures
+
+    encoder = encoder or Encoder(cfg.embedding, cfg.device)
+    seconds = encoder.seconds
+    embeddings, hits = [], 0
+    for texts, rev in chunk:
+        array, hit = cached_embeddings(texts, rev, encoder)
+        embeddings.append(array)
+        hits += hit
+    out: dict[str, Any] = {"encoder_seconds": encoder.seconds - seconds, "cached": hits, "scores": {}, "timings": {},
+                           "measure_seconds": 0.0}
+    if reference is None:
+        out["embeddings"] = embeddings
+        return out
+    start_all = time.perf_counter()
+    # One BLAS thread: the small eigh/svd of these measures run 5-20x slower with two threads on a
+    # busy 2-core machine (docs/benchmarks/scoring.md, runs A/B against C).
+    with threadpool_limits(1, user_api="blas"):
+        for spec in resolve_measures(spec_text):
+            start = time.perf_counter()
+            out["scores"][spec.name] = np.array([spec.function(reference, e, **dict(spec.params))
+                                                 for e in embeddings], dtype=float)
+            out["timings"][spec.name] = time.perf_counter() - start
+    out["measure_seconds"] = time.perf_counter() - start_all
+    return out

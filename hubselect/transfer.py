@@ -15,6 +15,7 @@ target sample), so a killed job rerun with the same command redoes no finished p
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -105,28 +106,44 @@ def target_label_names(catalog: dict) -> list[str]:
 
 
 def tune_selected(catalog: dict, fetch_dir: Path, selected: list[str], cfg: TransferConfig, *,
-                  quiet: bool) -> list[dict]:
-    """Fine-tune on each selected source (cached); returns one record per source."""
-    from hubselect.training import finetune
-    from hubselect.zeroshot import choose_formulation
+                  quiet: bool, executor: Any = None) -> list[dict]:
+    """Fine-tune on each selected source (cached); returns one record per source, in order.
 
+    The tunes fan out over ``executor`` (default :func:`hubselect.executor.current`): each source
+    is one task, handed its texts and labels (read here, one source at a time), so a worker needs
+    no access to the fetch folder. Two tasks that want the same tuned model wait for one another
+    (the cache's per-key lock) rather than both tuning.
+    """
+    from hubselect.executor import current
+
+    executor = executor or current()
     names = target_label_names(catalog)
     by_name = {c["name"]: c for c in catalog["candidates"]}
-    records = []
-    for source in selected:
-        entry = by_name[source]
-        frame = _read(fetch_dir / entry["sample"], ["text", "label"])
-        source_labels = entry.get("label_names") or sorted(frame["label"].unique())
-        formulation = choose_formulation(source_labels, names, cfg.finetune.formulation, cfg.mapping)
-        tuned = finetune(source, entry["revision"], frame["text"].tolist(), frame["label"].tolist(),
-                         source_labels, cfg.finetune, formulation=formulation,
-                         descriptions=cfg.descriptions, progress=not quiet)
-        records.append({"source": source, "source_revision": entry["revision"], "formulation": formulation,
-                        "path": tuned.path, "key": tuned.key, "from_cache": tuned.from_cache,
-                        "train_seconds": tuned.train_seconds, "examples_per_second": tuned.examples_per_second,
-                        "best_holdout_loss": tuned.best_holdout_loss,
-                        "best_holdout_accuracy": tuned.best_holdout_accuracy, "train_examples": len(frame)})
-    return records
+    jobs = (_tune_job(by_name[source], fetch_dir, names, cfg) for source in selected)
+    return executor.map(_tune_one, jobs, cfg, not quiet and executor.engine == "local")
+
+
+def _tune_job(entry: dict, fetch_dir: Path, target_names: list[str], cfg: TransferConfig) -> dict:
+    from hubselect.zeroshot import choose_formulation
+
+    frame = _read(fetch_dir / entry["sample"], ["text", "label"])
+    source_labels = entry.get("label_names") or sorted(frame["label"].unique())
+    formulation = choose_formulation(source_labels, target_names, cfg.finetune.formulation, cfg.mapping)
+    return {"source": entry["name"], "source_revision": entry["revision"], "formulation": formulation,
+            "texts": frame["text"].tolist(), "labels": frame["label"].tolist(), "label_names": list(source_labels)}
+
+
+def _tune_one(job: dict, cfg: TransferConfig, progress: bool) -> dict:
+    """One fine-tune (a task of :func:`tune_selected`); returns the source's record."""
+    from hubselect.training import finetune
+
+    tuned = finetune(job["source"], job["source_revision"], job["texts"], job["labels"], job["label_names"],
+                     cfg.finetune, formulation=job["formulation"], descriptions=cfg.descriptions, progress=progress)
+    return {"source": job["source"], "source_revision": job["source_revision"], "formulation": job["formulation"],
+            "path": tuned.path, "key": tuned.key, "from_cache": tuned.from_cache,
+            "train_seconds": tuned.train_seconds, "examples_per_second": tuned.examples_per_second,
+            "best_holdout_loss": tuned.best_holdout_loss,
+            "best_holdout_accuracy": tuned.best_holdout_accuracy, "train_examples": len(job["texts"])}
 
 
 def _evaluation_cached(key_parts: tuple, compute: Any) -> tuple[dict, bool]:
@@ -138,33 +155,122 @@ def _evaluation_cached(key_parts: tuple, compute: Any) -> tuple[dict, bool]:
     return result, False
 
 
-def evaluate_pairs(catalog: dict, fetch_dir: Path, tuned: list[dict], cfg: TransferConfig, *,
-                   quiet: bool) -> dict:
-    """Evaluate the untuned baseline and every tuned model on the target's evaluation sample."""
-    from hubselect.evaluation import evaluate, evaluate_baseline
-    from hubselect.modeling import resolve_model
-    from hubselect.represent.store import texts_digest
-    from hubselect.training import load_tuned
+@dataclass(frozen=True)
+class PairRuns:
+    """Where the pair tasks of :func:`evaluate_pairs` log their nested runs.
 
+    Attributes:
+        parent_run_id: The evaluate step's run (each pair's run is its child).
+        scores: ``{source: {measure: divergence}}`` logged as ``divergence_<measure>``.
+        ranking: ``{source: rank}`` from the selection.
+        tracking_uri: The store (default: :func:`hubselect.tracking.runs.tracking_uri`).
+    """
+
+    parent_run_id: str
+    scores: Mapping[str, Mapping[str, float]]
+    ranking: Mapping[str, int]
+    tracking_uri: str = ""
+
+
+@dataclass(frozen=True)
+class _EvalShared:
+    texts: list
+    labels: list
+    names: list
+    digest: tuple
+    cfg: TransferConfig
+    target: dict
+    progress: bool
+    runs: PairRuns | None
+
+
+def evaluate_pairs(catalog: dict, fetch_dir: Path, tuned: list[dict], cfg: TransferConfig, *,
+                   quiet: bool, pair_runs: PairRuns | None = None, executor: Any = None) -> dict:
+    """Evaluate the untuned baseline and every tuned model on the target's evaluation sample.
+
+    The baseline and the pairs fan out over ``executor`` (default
+    :func:`hubselect.executor.current`) as one task each; the target's evaluation sample goes to
+    the object store once. With ``pair_runs``, each pair task logs its own nested run under
+    ``pair_runs.parent_run_id`` (same params and metrics whichever engine ran it); ``gain`` and
+    ``baseline_accuracy`` are added to those runs here, once the baseline is known.
+    """
+    from hubselect.executor import current
+    from hubselect.represent.store import texts_digest
+
+    executor = executor or current()
     target = catalog["target"]
     names = target_label_names(catalog)
     frame = _read(fetch_dir / target["eval"]["sample"], ["text", "label"])
     texts, labels = frame["text"].tolist(), frame["label"].tolist()
     digest = (target["revision"], texts_digest(texts), tuple(names), cfg.descriptions, cfg.finetune.max_length)
-    base = resolve_model(cfg.finetune.model, cfg.finetune.model_revision)
-    baseline, _ = _evaluation_cached(("baseline", base.name, base.revision, *digest), lambda: evaluate_baseline(
-        texts, labels, names, model=cfg.finetune.model, revision=cfg.finetune.model_revision,
-        descriptions=cfg.descriptions, max_length=cfg.finetune.max_length, progress=not quiet))
+    if pair_runs is not None and not pair_runs.tracking_uri:
+        from hubselect.tracking.runs import tracking_uri
+
+        pair_runs = dataclasses.replace(pair_runs, tracking_uri=tracking_uri())
+    shared = _EvalShared(texts, labels, names, digest, cfg, {"name": target["name"], "revision": target["revision"]},
+                         not quiet and executor.engine == "local", pair_runs)
+    results = executor.map(_evaluate_one, [None, *tuned], executor.put(shared))
+    (baseline, _, _), outcomes = results[0], results[1:]
     pairs = []
-    for record in tuned:
-        result, hit = _evaluation_cached(("pair", record["key"], *digest), lambda: evaluate(
-            load_tuned(record["path"]), texts, labels, names, descriptions=cfg.descriptions, mapping=cfg.mapping,
-            max_length=cfg.finetune.max_length, progress=not quiet))
+    for record, (result, hit, run_id) in zip(tuned, outcomes):
+        gain = result["accuracy"] - baseline["accuracy"]
         pairs.append({**record, "accuracy": result["accuracy"], "macro_f1": result["macro_f1"],
                       "per_class": result["per_class"], "eval_n": result["n"], "eval_seconds": result["seconds"],
                       "eval_examples_per_second": result["examples_per_second"],
-                      "gain": result["accuracy"] - baseline["accuracy"], "eval_from_cache": hit})
+                      "gain": gain, "eval_from_cache": hit})
+        if run_id:
+            from hubselect.tracking import runs
+
+            runs.log_run_metrics(run_id, {"gain": gain, "baseline_accuracy": baseline["accuracy"]},
+                                 tracking_uri=pair_runs.tracking_uri)
     return {"target": target["name"], "baseline": baseline, "pairs": pairs}
+
+
+def _evaluate_one(record: dict | None, shared: _EvalShared) -> tuple[dict, bool, str | None]:
+    """One evaluation task: the untuned baseline (``record`` None) or one tuned source.
+
+    Returns ``(result, from_cache, nested run id or None)``.
+    """
+    from hubselect.evaluation import evaluate, evaluate_baseline
+    from hubselect.modeling import resolve_model
+    from hubselect.training import load_tuned
+
+    cfg, s = shared.cfg, shared
+    if record is None:
+        base = resolve_model(cfg.finetune.model, cfg.finetune.model_revision)
+        result, hit = _evaluation_cached(("baseline", base.name, base.revision, *s.digest), lambda: evaluate_baseline(
+            s.texts, s.labels, s.names, model=cfg.finetune.model, revision=cfg.finetune.model_revision,
+            descriptions=cfg.descriptions, max_length=cfg.finetune.max_length, progress=s.progress))
+        return result, hit, None
+    result, hit = _evaluation_cached(("pair", record["key"], *s.digest), lambda: evaluate(
+        load_tuned(record["path"]), s.texts, s.labels, s.names, descriptions=cfg.descriptions, mapping=cfg.mapping,
+        max_length=cfg.finetune.max_length, progress=s.progress))
+    run_id = _log_pair_run(record, result, s) if s.runs is not None else None
+    return result, hit, run_id
+
+
+def _log_pair_run(record: dict, result: dict, s: _EvalShared) -> str:
+    """The pair's nested run under the evaluate step's run (logged from inside the task)."""
+    from hubselect.tracking import runs
+
+    source, target = record["source"], s.target
+    params = {"source": source, "source_revision": record["source_revision"], "target": target["name"],
+              "target_revision": target["revision"], "formulation": record["formulation"],
+              **{k: v for k, v in transfer_params(s.cfg).items() if k not in ("champion", "registered_model_name")}}
+    metrics = {"accuracy": result["accuracy"], "macro_f1": result["macro_f1"],
+               "train_seconds": record["train_seconds"], "examples_per_second": record["examples_per_second"],
+               "eval_examples_per_second": result["examples_per_second"],
+               "selection_rank": s.runs.ranking.get(source, 0),
+               **{f"divergence_{m}": float(v) for m, v in s.runs.scores.get(source, {}).items()}}
+    return runs.log_child_run(s.runs.parent_run_id, "pair", params, metrics, run_name=f"{source} -> {target['name']}",
+                              tracking_uri=s.runs.tracking_uri)
+
+
+def pair_runs_for(parent_run_id: str, scores: Any, selection: dict) -> PairRuns:
+    """:class:`PairRuns` from the score step's frame (candidates × measures) and ``selection.json``."""
+    table = {} if scores is None else {str(src): {str(m): float(v) for m, v in row.items()}
+                                       for src, row in scores.iterrows()}
+    return PairRuns(parent_run_id, table, {row["candidate"]: row["rank"] for row in selection["ranking"]})
 
 
 BASELINE = "(untuned baseline)"
@@ -189,26 +295,6 @@ def choose_champion(evaluation: dict | None, tuned: list[dict], policy: str) -> 
         return best, (f"best target accuracy {best['accuracy']:.4f} among {len(evaluation['pairs'])} tuned sources "
                       f"and the untuned baseline ({base['accuracy']:.4f})")
     return tuned[0], "top-ranked selected source (rank 1 of the selection); target labels not used"
-
-
-def log_pair_runs(evaluation: dict, scores: Any, ranking: Mapping[str, int], cfg: TransferConfig,
-                  target: dict) -> None:
-    """One nested run per source → target pair, with the same param and metric names."""
-    from hubselect.tracking import runs
-
-    for pair in evaluation["pairs"]:
-        params = {"source": pair["source"], "source_revision": pair["source_revision"], "target": target["name"],
-                  "target_revision": target["revision"], "formulation": pair["formulation"],
-                  **{k: v for k, v in transfer_params(cfg).items() if k not in ("champion", "registered_model_name")}}
-        with runs.step_run("pair", params, run_name=f"{pair['source']} -> {target['name']}"):
-            metrics = {"accuracy": pair["accuracy"], "macro_f1": pair["macro_f1"], "gain": pair["gain"],
-                       "baseline_accuracy": evaluation["baseline"]["accuracy"], "train_seconds": pair["train_seconds"],
-                       "examples_per_second": pair["examples_per_second"],
-                       "eval_examples_per_second": pair["eval_examples_per_second"],
-                       "selection_rank": ranking.get(pair["source"], 0)}
-            if scores is not None and pair["source"] in scores.index:
-                metrics.update({f"divergence_{m}": float(v) for m, v in scores.loc[pair["source"]].items()})
-            runs.log_metrics(metrics)
 
 
 def runtime_accounting(evaluate_dir: Path, phase: Mapping[str, float], total: float) -> dict[str, float]:

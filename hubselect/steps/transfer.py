@@ -53,7 +53,7 @@ def run_evaluate(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
                  finetune_dir: Path | None = None, quiet: bool = False) -> StepOutput:
     """Evaluate the untuned baseline and each tuned source on the target; one nested run per pair."""
     from hubselect.tracking import runs
-    from hubselect.transfer import evaluate_pairs, log_pair_runs
+    from hubselect.transfer import evaluate_pairs, pair_runs_for
 
     params = _params(fetch_cfg, score_cfg, select_cfg, cfg)
     with runs.step_run("evaluate", params) as run:
@@ -73,9 +73,8 @@ def run_evaluate(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
         else:
             start = time.perf_counter()
             tuned = json.loads((finetune_dir / "tuned.json").read_text())["tuned"]
-            evaluation = evaluate_pairs(catalog, fetch_dir, tuned, cfg, quiet=quiet)
-            ranking = {row["candidate"]: row["rank"] for row in selection["ranking"]}
-            log_pair_runs(evaluation, scores, ranking, cfg, catalog["target"])
+            evaluation = evaluate_pairs(catalog, fetch_dir, tuned, cfg, quiet=quiet,
+                                        pair_runs=pair_runs_for(run.info.run_id, scores, selection))
             best = max(p["accuracy"] for p in evaluation["pairs"])
             runs.log_metrics({"baseline_accuracy": evaluation["baseline"]["accuracy"],
                               "baseline_macro_f1": evaluation["baseline"]["macro_f1"], "best_accuracy": best,

@@ -144,3 +144,37 @@ def set_tags(tags: Mapping[str, Any]) -> None:
     import mlflow
 
     mlflow.set_tags({k: str(v) for k, v in tags.items()})
+
+
+def log_child_run(parent_run_id: str, step: str, params: Mapping[str, Any], metrics: Mapping[str, float], *,
+                  run_name: str, tracking_uri: str) -> str:
+    """Log a finished child run of ``parent_run_id`` with explicit store and parent; returns its id.
+
+    For work fanned out to other processes (Ray tasks): no active run or ``MLFLOW_RUN_ID`` is
+    consulted, so the tree is the same whichever process logs it.
+    """
+    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+    from mlflow.utils.time import get_current_time_millis
+
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(parent_run_id)
+    run = client.create_run(parent.info.experiment_id, run_name=run_name,
+                            tags={MLFLOW_PARENT_RUN_ID: parent_run_id, STEP_TAG: step, MLFLOW_RUN_NAME: run_name})
+    now = get_current_time_millis()
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in as_params(params).items()],
+                     metrics=[Metric(k.replace("@", "_at_"), float(v), now, 0) for k, v in metrics.items() if v is not None],
+                     tags=[RunTag(STEP_TAG, step)])
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def log_run_metrics(run_id: str, metrics: Mapping[str, float], *, tracking_uri: str) -> None:
+    """Add metrics to a (finished) run by id."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+    from mlflow.utils.time import get_current_time_millis
+
+    now = get_current_time_millis()
+    MlflowClient(tracking_uri).log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
