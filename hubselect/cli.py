@@ -217,7 +217,8 @@ def run(args: argparse.Namespace) -> None:
               "main": steps.run_main}[args.command]
     with use(executor):
         out = runner(*configs, quiet=args.quiet)
-    logger.info("%s finished: run %s, artifacts under %s", args.command, out.run_id, out.path)
+    logger.info("%s finished: run %s (artifacts: mlflow artifacts download -r %s)", args.command, out.run_id,
+                out.run_id)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -241,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HubselectError as exc:
         print(f"hubselect: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # the runs are already marked KILLED
+        print("hubselect: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

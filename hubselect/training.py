@@ -59,7 +59,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from hubselect.cache import atomic_path, atomic_write_json, cache_dir, content_key
+from hubselect.cache import atomic_path, atomic_write_json, cache_dir, content_key, discard, key_lock, sweep_stale
 from hubselect.errors import HubselectError
 from hubselect.modeling import DEFAULT_MODEL, ResolvedModel, mean_pool, pick_device, resolve_model
 from hubselect.zeroshot import (
@@ -222,6 +222,13 @@ class TunedModel:
     key: str
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    @property
+    def examples_used(self) -> int:
+        """Source examples the training run used: its training slice plus the held-out one
+        (at most ``max_train_examples``, however large the source)."""
+        source = self.metadata.get("source") or {}
+        return int(source.get("n_train", 0)) + int(source.get("n_holdout", 0))
+
 
 def load_tuned(path: str | os.PathLike, *, from_cache: bool = True) -> TunedModel:
     """Return the :class:`TunedModel` described by a tuned folder's ``hubselect.json``.
@@ -311,10 +318,48 @@ def finetune(
                       config.cache_fields(), formulation, names, descs,
                       resolved.name, resolved.revision, _local_fingerprint(resolved))
     dest = cache_dir() / "models" / key
-    if (dest / METADATA_FILE).exists() and (dest / "config.json").exists():
-        logger.info("fine-tuned model for source '%s' found in cache: %s", source_name, dest)
-        return load_tuned(dest, from_cache=True)
+    cached = _cached_model(dest, source_name)
+    if cached is not None:
+        return cached
+    with key_lock(dest):  # another process tuning the same key: wait for it, then reuse its model
+        cached = _cached_model(dest, source_name)
+        if cached is not None:
+            return cached
+        sweep_stale(dest.parent)  # temporaries of killed tuning runs
+        return _tune(dest, key, source_name, source_revision, texts, y, names, descs, data_hash,
+                     resolved, config, formulation, progress)
 
+
+def _cached_model(dest: Path, source_name: str) -> TunedModel | None:
+    """The complete tuned model at ``dest``; a damaged one is discarded (``None``)."""
+    if not dest.exists():
+        return None
+    try:
+        tuned = load_tuned(dest, from_cache=True)
+        _check_weights(dest)
+    except Exception as exc:  # noqa: BLE001 - whatever is wrong, the entry is retrained
+        discard(dest, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'}")
+        return None
+    logger.info("fine-tuned model for source '%s' found in cache: %s", source_name, dest)
+    return tuned
+
+
+def _check_weights(dest: Path) -> None:
+    """Raise when the config or the safetensors weights of ``dest`` are missing or truncated."""
+    from safetensors import safe_open
+
+    json.loads((dest / "config.json").read_text(encoding="utf-8"))
+    weights = dest / "model.safetensors"
+    with safe_open(str(weights), framework="np") as handle:  # checks the header against the size
+        if not list(handle.keys()):
+            raise ValueError(f"{weights.name} holds no tensors")
+
+
+def _tune(dest: Path, key: str, source_name: str, source_revision: str | None, texts: list[str],
+          y: np.ndarray, names: list[str], descs: dict[str, str], data_hash: str,
+          resolved: ResolvedModel, config: FinetuneConfig, formulation: str,
+          progress: bool) -> TunedModel:
+    """Train into ``dest`` atomically; halve the batch on CUDA out-of-memory."""
     device = pick_device(config.device)
     split = _split(len(texts), config)
     batch_size = config.batch_size
@@ -379,6 +424,11 @@ def _local_fingerprint(model: ResolvedModel) -> Any:
         return model.path
     stat = weights.stat()
     return [model.path, stat.st_size, stat.st_mtime_ns]
+
+
+def holdout_indices(n: int, config: FinetuneConfig) -> np.ndarray:
+    """Indices of the source texts :func:`finetune` holds out for early stopping (seeded)."""
+    return _split(n, config)[1]
 
 
 def _split(n: int, config: FinetuneConfig) -> tuple[np.ndarray, np.ndarray]:

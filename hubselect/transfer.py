@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from hubselect.cache import atomic_write_json, cache_dir, content_key
+from hubselect.cache import cache_dir, content_key, read_entry, write_entry
 from hubselect.errors import HubselectError
 
 logger = logging.getLogger(__name__)
@@ -143,15 +143,16 @@ def _tune_one(job: dict, cfg: TransferConfig, progress: bool) -> dict:
             "path": tuned.path, "key": tuned.key, "from_cache": tuned.from_cache,
             "train_seconds": tuned.train_seconds, "examples_per_second": tuned.examples_per_second,
             "best_holdout_loss": tuned.best_holdout_loss,
-            "best_holdout_accuracy": tuned.best_holdout_accuracy, "train_examples": len(job["texts"])}
+            "best_holdout_accuracy": tuned.best_holdout_accuracy, "train_examples": tuned.examples_used}
 
 
 def _evaluation_cached(key_parts: tuple, compute: Any) -> tuple[dict, bool]:
     path = cache_dir() / "evals" / f"{content_key('eval-v1', *key_parts)}.json"
-    if path.exists():
-        return json.loads(path.read_text()), True
+    cached = read_entry(path, json.loads)
+    if cached is not None:
+        return cached, True
     result = compute().to_dict()
-    atomic_write_json(path, result)
+    write_entry(path, json.dumps(result, indent=2, default=str).encode("utf-8"))
     return result, False
 
 

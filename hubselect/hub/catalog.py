@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hubselect.cache import atomic_path, atomic_write_json, cache_dir, content_key
+from hubselect.cache import atomic_path, atomic_write_json, cache_dir, content_key, read_entry, write_entry
 from hubselect.errors import HubselectError, TaskRejected
 from hubselect.hub import demo, identity, local
 from hubselect.hub.columns import ColumnMapping, Hints, parse_column_specs
@@ -130,8 +130,8 @@ def _cached_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: i
                       asdict(mapping), n, seed, with_labels)
     cached = cache_dir() / "samples" / f"{key}.parquet"
     meta_path = cached.with_suffix(".json")
-    if cached.exists() and meta_path.exists():
-        frame, meta = pd.read_parquet(cached), json.loads(meta_path.read_text())
+    frame, meta = read_entry(cached, _parse_parquet), read_entry(meta_path, json.loads)
+    if frame is not None and isinstance(meta, dict):
         sample = None
     else:
         sample = read_sample(task, split, mapping, n=n, seed=seed, with_labels=with_labels, hints=hints)
@@ -141,12 +141,19 @@ def _cached_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: i
                 "label_names": list(sample.label_names) if sample.label_names else None,
                 "rows_seen": sample.rows_seen, "rows_total": sample.rows_total, "n": len(frame),
                 "label_counts": frame["label"].value_counts().sort_index().to_dict() if with_labels else None}
-        with atomic_path(cached) as tmp:
-            frame.to_parquet(tmp, index=False)
-        atomic_write_json(meta_path, meta)
+        write_entry(cached, frame.to_parquet(index=False))
+        write_entry(meta_path, json.dumps(meta, indent=2, default=str).encode("utf-8"))
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
     return sample, meta
+
+
+def _parse_parquet(data: bytes) -> Any:
+    import io
+
+    import pandas as pd
+
+    return pd.read_parquet(io.BytesIO(data))
 
 
 def _candidate_entry(ref: TaskRef, cfg: FetchConfig, samples: Path, target: identity.TargetIdentity) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hubselect.cache import atomic_path, atomic_write_text, cache_dir, content_key
+from hubselect.cache import cache_dir, content_key, read_entry, write_entry
 from hubselect.represent.terms import term_counts
 
 logger = logging.getLogger(__name__)
@@ -35,11 +35,25 @@ def cached_term_counts(texts: Sequence[str], revision: str, *, bigrams: bool) ->
     """Term counts of ``texts``; returns ``(counts, from_cache)``."""
     key = content_key("terms-v2", revision, texts_digest(texts), bigrams)  # v2: tokens capped per text
     path = cache_dir() / "terms" / f"{key}.json"
-    if path.exists():
-        return Counter(json.loads(path.read_text(encoding="utf-8"))), True
+    cached = read_entry(path, _parse_counts)
+    if cached is not None:
+        return cached, True
     counts = term_counts(texts, bigrams=bigrams)
-    atomic_write_text(path, json.dumps(counts, ensure_ascii=False))
+    write_entry(path, json.dumps(counts, ensure_ascii=False).encode("utf-8"))
     return counts, False
+
+
+def _parse_counts(data: bytes) -> Counter:
+    counts = json.loads(data)
+    if not isinstance(counts, dict):
+        raise ValueError("not a JSON object of term counts")
+    return Counter(counts)
+
+
+def _parse_array(data: bytes) -> np.ndarray:
+    import io
+
+    return np.load(io.BytesIO(data), allow_pickle=False)
 
 
 @dataclass(frozen=True)
@@ -87,10 +101,17 @@ def cached_embeddings(texts: Sequence[str], revision: str, encoder: Encoder,
     key = content_key("emb-v1", revision, texts_digest(texts), encoder.model.name, encoder.model.revision,
                       s.max_length)
     path = cache_dir() / "embeddings" / f"{key}.npy"
-    if path.exists():
-        return np.load(path), True
+    cached = read_entry(path, _parse_array)
+    if cached is not None and cached.ndim == 2 and len(cached) == len(texts):
+        return cached, True
     array = encoder(texts, progress)
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.save(handle, array)
+    write_entry(path, _array_bytes(array))
     return array, False
+
+
+def _array_bytes(array: np.ndarray) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from hubselect.cache import scratch_dir
 from hubselect.hub.catalog import FetchConfig
 from hubselect.scoring import ScoreConfig
 from hubselect.selection import SelectionConfig
@@ -43,8 +43,9 @@ def select_params(cfg: SelectionConfig) -> dict[str, Any]:
 
 
 def workdir(step: str) -> Path:
-    """A new temporary folder for one step's outputs (logged as artifacts when complete)."""
-    return Path(tempfile.mkdtemp(prefix=f"hubselect-{step}-"))
+    """A new folder for one step's outputs (logged as artifacts when complete), in this process's
+    scratch: removed when the process exits, swept by the next run if the process was killed."""
+    return scratch_dir(f"{step}-")
 
 
 def link_input(folder: Path, name: str, target: Path) -> None:

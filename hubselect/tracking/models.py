@@ -20,13 +20,15 @@ to it; a registered name is never overwritten.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import logging
 import os
 import re
 import tempfile
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
+from hubselect.cache import tempfiles_in_scratch
 from hubselect.errors import HubselectError
 
 logger = logging.getLogger(__name__)
@@ -39,6 +41,10 @@ REQUIREMENTS = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", 
                 "pandas")
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+#: The description model's settings sit under this key of its ``model_config``: MLflow logs a
+#: model config as run params, and flat keys (``label_names``, ``max_length``) would collide
+#: with the step's own params of those names.
+CONFIG_KEY = "hubselect"
 
 
 def default_model_name(target: str) -> str:
@@ -104,6 +110,7 @@ def _define_description_model(base: type) -> type:
             from hubselect.zeroshot import DescriptionClassifier
 
             config = dict(context.model_config or {})
+            config = dict(config.get(CONFIG_KEY, config))  # nested since 0.2; flat before
             self.classifier = DescriptionClassifier(
                 context.artifacts["model"], config["label_names"], config["descriptions"],
                 max_length=int(config.get("max_length", 128)),
@@ -183,12 +190,13 @@ def log_model(
                  "hubselect.source": (meta.get("source") or {}).get("name"),
                  "hubselect.base_model": (meta.get("model") or {}).get("name"),
                  **dict(metadata or {})}
-    if formulation == HEAD:
-        return _log_head(path, names, mapping, name, example, info_meta)
-    descs = label_descriptions(names, descriptions)
-    info_meta["hubselect.descriptions"] = descs
-    return _log_description(path, names, descs, float(meta.get("scale", DEFAULT_SCALE)),
-                            max_length, name, example, info_meta)
+    with tempfiles_in_scratch():  # MLflow's copies of the model: swept if this process is killed
+        if formulation == HEAD:
+            return _log_head(path, names, mapping, name, example, info_meta)
+        descs = label_descriptions(names, descriptions)
+        info_meta["hubselect.descriptions"] = descs
+        return _log_description(path, names, descs, float(meta.get("scale", DEFAULT_SCALE)),
+                                max_length, name, example, info_meta)
 
 
 def _log_head(path: str, names: list[str], mapping: Mapping[str, str] | None, name: str,
@@ -236,14 +244,65 @@ def _log_description(path: str, names: list[str], descs: dict[str, str], scale: 
     import hubselect
 
     signature = infer_signature(example, [names[0]] * len(example))
-    config = {"label_names": names, "descriptions": descs, "scale": scale,
-              "max_length": int(max_length)}
-    return mlflow.pyfunc.log_model(
-        name=name, python_model=_description_pyfunc(),
-        artifacts={"model": path}, model_config=config,
-        code_paths=[os.path.dirname(os.path.abspath(hubselect.__file__))],
-        signature=signature, input_example=example, pip_requirements=pip_requirements(),
-        metadata=info_meta)
+    config = {CONFIG_KEY: {"label_names": names, "descriptions": descs, "scale": scale,
+                           "max_length": int(max_length)}}
+    with _known_mlflow_notices_off():
+        return mlflow.pyfunc.log_model(
+            name=name, python_model=_description_pyfunc(),
+            artifacts={"model": path}, model_config=config,
+            code_paths=[os.path.dirname(os.path.abspath(hubselect.__file__))],
+            signature=signature, input_example=example, pip_requirements=pip_requirements(),
+            metadata=info_meta)
+
+
+class _DropMessages(logging.Filter):
+    """Drop log records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, *prefixes: str):
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+@contextlib.contextmanager
+def _known_mlflow_notices_off() -> Iterator[None]:
+    """Silence MLflow's notices about choices made here on purpose while a description model is
+    logged: the pickled ``python_model`` object (hubselect is logged as code with it) and the
+    missing type hints (they would restrict the server's input formats)."""
+    import warnings
+
+    drop = _DropMessages("Passing a Python object as `python_model`")
+    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
+    pyfunc_logger.addFilter(drop)
+    try:
+        with warnings.catch_warnings():  # restores showwarning after
+            # MLflow re-enables UserWarnings ("once") around its check, so a filter cannot drop it
+            show = warnings.showwarning
+
+            def showwarning(message: Any, *args: Any, **kwargs: Any) -> None:
+                if "Add type hints to the `predict` method" not in str(message):
+                    show(message, *args, **kwargs)
+
+            warnings.showwarning = showwarning
+            yield
+    finally:
+        pyfunc_logger.removeFilter(drop)
+
+
+@contextlib.contextmanager
+def _mlflow_prints_off() -> Iterator[None]:
+    """Silence MLflow's console prints for the block (``register_model`` prints "Registered model
+    ... already exists" even for the model created just before; hubselect logs its own line)."""
+    from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM as stream
+
+    previous = stream.enabled
+    stream.enabled = False
+    try:
+        yield
+    finally:
+        stream.enabled = previous
 
 
 def register_champion(
@@ -323,7 +382,8 @@ def register_champion(
     version_tags.update(dict(tags or {}))
     version_tags = {k: str(v) for k, v in version_tags.items()}
     try:
-        version = mlflow.register_model(uri, reg_name, tags=version_tags)
+        with _mlflow_prints_off():
+            version = mlflow.register_model(uri, reg_name, tags=version_tags)
         client.set_registered_model_alias(reg_name, alias, version.version)
     except MlflowException as exc:
         raise HubselectError(f"cannot register {uri} as '{reg_name}' "

@@ -2,6 +2,17 @@
 
 The default tracking store is SQLite in the working directory (``sqlite:///mlflow.db``);
 ``MLFLOW_TRACKING_URI`` overrides it. MLflow 3 refuses the old file store, hence SQLite.
+
+Robustness:
+
+* Creating the store and the experiment holds a file lock beside a SQLite database
+  (``<db>.lock``) and retries with backoff on ``database is locked``, so several first runs at
+  once on a fresh store all succeed (MLflow's schema migrations must not run concurrently).
+* A run ended by SIGINT or SIGTERM is marked ``KILLED`` (SIGTERM is turned into ``SystemExit``
+  while a top-level step runs, so ``finally`` blocks clean up too). Each run is tagged with the
+  process that runs it (``hubselect.process``: host, pid and start time); a top-level step first
+  closes, as ``KILLED``, the ``RUNNING`` runs of this experiment whose process on this host is
+  gone (a ``kill -9``), and marks their unfinished logged models ``FAILED``.
 """
 
 from __future__ import annotations
@@ -9,29 +20,46 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
+import random
+import signal
+import socket
+import threading
+import time
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
+from hubselect.cache import key_lock, process_alive, process_token, scratch_dir
 from hubselect.errors import HubselectError
 
 logger = logging.getLogger(__name__)
 
 STEP_TAG = "hubselect.step"
+PROCESS_TAG = "hubselect.process"
 DEFAULT_EXPERIMENT = "hubselect"
+ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
+T = TypeVar("T")
 
 
 def tracking_uri() -> str:
     """The tracking URI in use: ``$MLFLOW_TRACKING_URI`` or SQLite in the working directory."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.abspath('mlflow.db')}"
+    return os.environ.get(ENV_TRACKING_URI) or f"sqlite:///{os.path.abspath('mlflow.db')}"
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (``None`` for other stores and in-memory)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path).absolute()
 
 
 def configure(experiment: str | None = None) -> str:
-    """Point MLflow at :func:`tracking_uri` and an experiment; fail in one line if unreachable.
+    """Point MLflow at :func:`tracking_uri` and an experiment; fail in one line if unusable.
 
     Inside ``mlflow run`` (``MLFLOW_RUN_ID`` set) the launcher's run and experiment are used;
     otherwise ``experiment``, else ``MLFLOW_EXPERIMENT_ID`` / ``MLFLOW_EXPERIMENT_NAME``, else
-    ``hubselect``.
+    ``hubselect``. On a SQLite store, creating the database and the experiment holds
+    ``<db>.lock`` and is retried with backoff while the database is locked.
     """
     import mlflow
 
@@ -40,16 +68,51 @@ def configure(experiment: str | None = None) -> str:
     if uri.startswith(("http://", "https://")):
         _probe(uri)
     mlflow.set_tracking_uri(uri)
+    db = sqlite_path(uri)
     try:
-        if experiment or not os.environ.get("MLFLOW_RUN_ID"):
-            if experiment or not os.environ.get("MLFLOW_EXPERIMENT_ID"):
-                mlflow.set_experiment(experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
-            else:
-                mlflow.set_experiment(experiment_id=os.environ["MLFLOW_EXPERIMENT_ID"])
+        with key_lock(db) if db is not None else contextlib.nullcontext():
+            retry_locked(lambda: _set_experiment(experiment))
     except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
-        raise HubselectError(f"cannot use the MLflow tracking store at {uri} ({type(exc).__name__}): "
-                             "start the server, fix MLFLOW_TRACKING_URI, or unset it to use ./mlflow.db") from exc
+        detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise HubselectError(f"cannot use the MLflow tracking store at {uri} ({type(exc).__name__}"
+                             f"{': ' + detail if detail else ''}): {_store_fix(uri, db)}") from exc
     return uri
+
+
+def _set_experiment(experiment: str | None) -> None:
+    import mlflow
+
+    if experiment or not os.environ.get("MLFLOW_RUN_ID"):
+        if experiment or not os.environ.get("MLFLOW_EXPERIMENT_ID"):
+            mlflow.set_experiment(experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
+        else:
+            mlflow.set_experiment(experiment_id=os.environ["MLFLOW_EXPERIMENT_ID"])
+
+
+def _store_fix(uri: str, db: Path | None) -> str:
+    """What to do about an unusable store, without sending the user to the store in use."""
+    default = Path("mlflow.db").absolute()
+    if db is not None and db == default:
+        return (f"move {db} aside (it may be from another MLflow version or damaged) to start a new "
+                "store, or set MLFLOW_TRACKING_URI to another one")
+    if db is not None:
+        return (f"move {db} aside (it may be from another MLflow version or damaged), fix "
+                "MLFLOW_TRACKING_URI, or unset it to use ./mlflow.db")
+    return "start the server, fix MLFLOW_TRACKING_URI, or unset it to use ./mlflow.db"
+
+
+def retry_locked(fn: Callable[[], T], attempts: int = 8, first_wait: float = 0.2) -> T:
+    """Call ``fn``; retry with jittered exponential backoff while SQLite says it is locked."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:  # noqa: BLE001 - only "database is locked" is retried
+            if "database is locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            wait = first_wait * 2 ** attempt * (1 + random.random())
+            logger.info("tracking database is locked: retrying in %.1f s", wait)
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def _probe(uri: str, timeout: float = 5.0) -> None:
@@ -74,17 +137,106 @@ def as_params(params: Mapping[str, Any]) -> dict[str, str]:
 
 @contextlib.contextmanager
 def step_run(step: str, params: Mapping[str, Any], *, run_name: str | None = None) -> Iterator[Any]:
-    """Start (or resume inside ``mlflow run``) a run for ``step``; nested when a run is active."""
+    """Start (or resume inside ``mlflow run``) a run for ``step``; nested when a run is active.
+
+    A top-level run first closes the runs of killed jobs (:func:`close_stale_runs`) and, for
+    its duration, turns SIGTERM into ``SystemExit``. A run ended by SIGINT (``KeyboardInterrupt``)
+    or SIGTERM is marked ``KILLED``; by an error, ``FAILED``.
+    """
     import mlflow
 
     active = mlflow.active_run() is not None
-    with mlflow.start_run(nested=active, run_name=run_name or step, tags={STEP_TAG: step}) as run:
-        mlflow.set_tag(STEP_TAG, step)
-        # `mlflow run` has already logged the entry point's params on the run we resume, some in
-        # its own spelling (an empty string as "''"): log only the others.
-        logged = mlflow.get_run(run.info.run_id).data.params
-        mlflow.log_params({k: v for k, v in as_params(params).items() if k not in logged})
-        yield run
+    tags = {STEP_TAG: step, PROCESS_TAG: process_label()}
+    if not active:
+        close_stale_runs()
+    with _sigterm_as_exit(enabled=not active), \
+            mlflow.start_run(nested=active, run_name=run_name or step, tags=tags) as run:
+        try:
+            mlflow.set_tags(tags)
+            # `mlflow run` has already logged the entry point's params on the run we resume, some
+            # in its own spelling (an empty string as "''"): log only the others.
+            logged = mlflow.get_run(run.info.run_id).data.params
+            mlflow.log_params({k: v for k, v in as_params(params).items() if k not in logged})
+            yield run
+        except (KeyboardInterrupt, SystemExit):
+            _end_killed(run.info.run_id)
+            raise
+
+
+def process_label() -> str:
+    """``<host>:<pid>-<start>``: which process on which machine runs a run (tag ``hubselect.process``)."""
+    return f"{socket.gethostname()}:{process_token()}"
+
+
+def _end_killed(run_id: str) -> None:
+    """End ``run_id`` (and any run still open inside it) as ``KILLED``."""
+    import mlflow
+
+    with contextlib.suppress(Exception):  # the process is going down: never mask the signal
+        while any(r.info.run_id == run_id for r in mlflow.tracking.fluent._active_run_stack.get()):
+            mlflow.end_run("KILLED")
+        logger.warning("run %s marked KILLED", run_id)
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit(enabled: bool) -> Iterator[None]:
+    """While the block runs (main thread only), SIGTERM raises ``SystemExit(143)``.
+
+    The exception unwinds through the step runs (marked ``KILLED``) and every ``finally`` and
+    ``atexit`` clean-up. The handler is then restored, so a second SIGTERM kills at once.
+    """
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def close_stale_runs() -> int:
+    """Close as ``KILLED`` this experiment's ``RUNNING`` runs whose process here is gone.
+
+    Only runs tagged ``hubselect.process`` with this host are judged (another host's processes
+    cannot be seen). Logged models still ``PENDING`` from those runs are marked ``FAILED``.
+    Returns how many runs were closed.
+    """
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    experiment = mlflow.tracking.fluent._get_experiment_id()
+    host = socket.gethostname()
+    quoted = host.replace("'", "''")
+    running = retry_locked(lambda: client.search_runs(
+        [experiment], filter_string=f"attributes.status = 'RUNNING' and tags.`{PROCESS_TAG}` LIKE '{quoted}:%'",
+        max_results=1000))
+    stale = [r for r in running if r.data.tags.get(PROCESS_TAG, "").startswith(f"{host}:")
+             and not process_alive(r.data.tags[PROCESS_TAG].split(":", 1)[1])]
+    for run in stale:
+        client.set_terminated(run.info.run_id, "KILLED")
+    if stale:
+        _fail_pending_models(client, experiment, {r.info.run_id for r in stale})
+        logger.info("closed %d runs of killed jobs as KILLED: %s", len(stale),
+                    ", ".join(f"{r.data.tags.get(STEP_TAG, '?')} {r.info.run_id}" for r in stale))
+    return len(stale)
+
+
+def _fail_pending_models(client: Any, experiment: str, run_ids: set[str]) -> None:
+    """Mark the ``PENDING`` logged models of ``run_ids`` as ``FAILED``."""
+    from mlflow.entities import LoggedModelStatus
+
+    with contextlib.suppress(Exception):  # a store without logged models has nothing to fix
+        for model in client.search_logged_models([experiment], max_results=1000):
+            if model.source_run_id in run_ids and str(model.status) == LoggedModelStatus.PENDING.value:
+                client.finalize_logged_model(model.model_id, LoggedModelStatus.FAILED)
 
 
 def find_finished(step: str, params: Mapping[str, Any]) -> Any | None:
@@ -105,10 +257,11 @@ def find_finished(step: str, params: Mapping[str, Any]) -> Any | None:
 
 
 def download(run_id: str, dst: str | os.PathLike | None = None) -> Path:
-    """Download all artifacts of ``run_id`` into ``dst`` (a new temp dir by default)."""
+    """Download all artifacts of ``run_id`` into ``dst`` (default: a new folder in this process's
+    scratch, removed when the process exits)."""
     import mlflow
 
-    dst = Path(dst or tempfile.mkdtemp(prefix="hubselect-"))
+    dst = Path(dst or scratch_dir("download-"))
     return Path(mlflow.artifacts.download_artifacts(run_id=run_id, dst_path=str(dst)))
 
 
