@@ -165,28 +165,33 @@ def test_bare_integer_label_names_are_never_aligned():
 # --- 5. visible rejections, formats, per-candidate columns ---------------------------------------
 
 
-def test_formats_are_read_or_rejected_with_a_precise_reason(tmp_path):
-    cat = tmp_path / "cat"
-    target = task(cat / "books", "book")
-    (cat / "semicolon").mkdir()
-    (cat / "semicolon" / "train.csv").write_text(
-        "text;label\n" + "".join(f"the kettle, model {i}, works;{'pos' if i % 2 else 'neg'}\n" for i in range(30)))
-    (cat / "empty").mkdir()
-    (cat / "empty" / "train.jsonl").write_bytes(b"")
-    lines = [json.dumps(r) for r in rows(10, "film")]
-    lines[2] = '{"text": "broken", "label": '
-    (cat / "malformed").mkdir()
-    (cat / "malformed" / "train.jsonl").write_text("\n".join(lines) + "\n")
-    write_jsonl(cat / "numbers" / "train.jsonl", [{"a": i, "b": i} for i in range(10)])
-    catalog = fetch(FetchConfig(target=str(target), candidates=str(cat), sample_size=40, target_sample_size=40,
-                                eval_size=20), tmp_path / "out")
-    cands = by_name(catalog)
-    assert cands["semicolon"]["status"] == "ok" and cands["semicolon"]["n"] == 30
-    assert "is empty (0 bytes)" in cands["empty"]["reason"]
-    assert "line 3 is not valid JSON" in cands["malformed"]["reason"]
-    reason = cands["numbers"]["reason"]
-    assert "no text column" in reason and "--columns 'numbers:text=COLUMN'" in reason
-    assert "--text-column" not in reason
+def _bad_inputs_module():
+    """``benchmarks/bad_inputs.py``: the fixtures behind docs/reliability-inputs.md."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bad_inputs", ROOT / "benchmarks" / "bad_inputs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_documented_bad_catalog_gives_one_reason_per_candidate(tmp_path):
+    _bad_inputs_module().build(tmp_path)
+    catalog = fetch(FetchConfig(target=str(tmp_path / "books"), candidates=str(tmp_path / "cat"), sample_size=40,
+                                target_sample_size=40, eval_size=20), tmp_path / "out")
+    cands = by_name(catalog)  # manifest.json beside the task folders is no candidate
+    assert sorted(cands) == ["bare_ints", "copy_books", "dvd", "empty", "leak", "link_books", "malformed",
+                             "numbers", "reviews", "reworded", "semicolon"]
+    assert cands["dvd"]["status"] == "ok"
+    assert cands["semicolon"]["status"] == "ok" and cands["semicolon"]["n"] == 30  # ';' sniffed
+    expected = {"empty": "is empty (0 bytes)", "malformed": "line 3 is not valid JSON",
+                "numbers": "no text column (columns: a, b): name it with --columns 'numbers:text=COLUMN'",
+                "reviews": "no label column (columns: body, stars): name it with --columns 'reviews:label=COLUMN'",
+                "reworded": "100% of its sampled texts", "bare_ints": "integer labels (0, 1) without names",
+                "link_books": "is the target itself", "copy_books": "byte-identical copy", "leak": "byte-identical"}
+    for name, reason in expected.items():
+        assert cands[name]["status"] == "rejected" and reason in cands[name]["reason"], (name, cands[name])
+        assert "--text-column" not in cands[name]["reason"] and "--label-column" not in cands[name]["reason"]
 
 
 def test_rejections_are_printed_as_a_table_at_the_end_of_fetch(tmp_path, caplog):
@@ -288,3 +293,41 @@ def test_one_huge_text_no_longer_dominates_the_term_distribution():
     assert counts["spam"] == MAX_TOKENS_PER_TEXT
     assert counts["spam"] / sum(counts.values()) < 0.5  # was 1,000,000 of 1,006,000 tokens (99%)
     assert term_counts(texts) == term_counts(texts, max_tokens=10**9)  # ordinary texts are untouched
+
+
+def test_csv_integer_labels_are_bare_too_and_user_names_are_kept(tmp_path):
+    from hubselect.hub.columns import ColumnMapping
+    from hubselect.hub.refs import parse_ref
+    from hubselect.hub.tasks import open_task, read_sample
+    from hubselect.errors import TaskRejected
+
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "train.csv").write_text("text,label\n" + "".join(f"text {i},{i % 3}\n" for i in range(30)))
+    handle = open_task(parse_ref(str(tmp_path / "t")))
+    with pytest.raises(TaskRejected, match=r"integer labels \(0, 1, 2\) without names.*--label-names"):
+        read_sample(handle, "train", ColumnMapping(), n=9, seed=0, with_labels=True)
+    named = read_sample(handle, "train", ColumnMapping(label_names=("neg", "neu", "pos")), n=30, seed=0,
+                        with_labels=True)
+    assert named.label_names == ("neg", "neu", "pos") and sorted(set(named.labels)) == ["neg", "neu", "pos"]
+    assert named.labels[named.texts.index("text 4")] == "neu"  # "1" read as text is index 1
+
+
+def test_column_specs_parse_and_refuse_with_one_line():
+    from hubselect.hub.columns import ColumnMapping, parse_column_specs
+
+    specs = parse_column_specs(" a:text=title|body,label=stars ; b:names=neg|pos;")
+    assert specs == {"a": ColumnMapping(("title", "body"), "stars"), "b": ColumnMapping(label_names=("neg", "pos"))}
+    for bad, message in (("a", "is not '<candidate>:key=value"), ("a:text", "bad part 'text'"),
+                         ("a:text=x;a:label=y", "names candidate 'a' twice"), ("a:stars=x", "bad part 'stars=x'")):
+        with pytest.raises(HubselectError, match=message):
+            parse_column_specs(bad)
+
+
+def test_a_folder_with_split_files_stays_a_task_even_beside_sub_folders(tmp_path):
+    from hubselect.hub.local import is_catalog, split_files
+
+    task(tmp_path / "t", "book")
+    task(tmp_path / "t" / "extra", "film")
+    (tmp_path / "t" / "dataset_info.json").write_text("{}")
+    assert not is_catalog(tmp_path / "t")
+    assert sorted(split_files(tmp_path / "t")) == ["test", "train"]  # metadata JSON is not a split

@@ -178,7 +178,11 @@ def join_text(row: Mapping[str, Any], columns: Sequence[str], sep: str) -> str:
 
 
 def label_name(value: Any, names: Sequence[str] | None) -> str:
-    """Turn one raw label value into its name (index into ``names`` for integers)."""
+    """Turn one raw label value into its name (index into ``names`` for integers, also for integers
+    read as text from a CSV, unless the text is itself one of ``names``)."""
+    if isinstance(value, str) and names is not None and value.strip() not in names and \
+            _INTEGER_RE.match(value.strip()) and "." not in value:
+        value = int(value.strip())
     if isinstance(value, (int,)) and not isinstance(value, bool) and names is not None:
         if not 0 <= value < len(names):
             raise TaskRejected(f"label {value} is outside the {len(names)} label names {list(names)}")

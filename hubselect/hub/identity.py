@@ -69,8 +69,8 @@ class TargetIdentity:
     def reason(self, ref: TaskRef) -> str | None:
         """Why candidate ``ref`` is the target (``None`` when it is not), as a rejection reason."""
         if location_key(ref) == self.location:
-            return (f"is the target itself ('{ref}' resolves to '{self.location[1]}'): it is excluded, since "
-                    "training on it would use the target's own labels; remove it from --candidates")
+            return (f"is the target itself ('{ref}' resolves to '{self.location[1]}'), and training on it would "
+                    "use the target's own labels: remove it from --candidates")
         path = _local_path(ref)
         if path is None or not self.sizes:
             return None
@@ -87,11 +87,11 @@ class TargetIdentity:
         if not same:
             return None
         if len(same) >= len(cand) and {t for _, t in same} == set(self.sizes):
-            return ("is a byte-identical copy of the target: training on it would use the target's own labels; "
-                    "remove it from --candidates")
+            return ("is a byte-identical copy of the target, and training on it would use the target's own "
+                    "labels: remove it from --candidates")
         name, theirs = same[0]
-        return (f"its file '{name}' is byte-identical to the target's '{theirs}': training on it would use the "
-                "target's own labels; remove that file or the candidate")
+        return (f"its file '{name}' is byte-identical to the target's '{theirs}', so training on it would use "
+                "the target's own labels: remove that file or the candidate")
 
     def add_texts(self, texts: Iterable[str]) -> None:
         """Remember ``texts`` as the target's (for :meth:`overlap`)."""
@@ -113,5 +113,5 @@ def text_key(text: str) -> bytes:
 def overlap_reason(share: float, shared: int, n: int) -> str:
     """The rejection reason for a candidate sharing ``share`` of its ``n`` sampled texts with the target."""
     return (f"{share:.0%} of its sampled texts ({shared} of {n}) are also the target's texts (threshold "
-            f"{OVERLAP_THRESHOLD:.0%}): held-out scores would not be honest; de-duplicate it against the target "
-            "or remove it from --candidates")
+            f"{OVERLAP_THRESHOLD:.0%}), so held-out scores would not be honest: de-duplicate it against the "
+            "target or remove it from --candidates")
