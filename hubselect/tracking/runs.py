@@ -314,7 +314,8 @@ def log_child_run(parent_run_id: str, step: str, params: Mapping[str, Any], metr
     client = MlflowClient(tracking_uri)
     parent = client.get_run(parent_run_id)
     run = client.create_run(parent.info.experiment_id, run_name=run_name,
-                            tags={MLFLOW_PARENT_RUN_ID: parent_run_id, STEP_TAG: step, MLFLOW_RUN_NAME: run_name})
+                            tags={MLFLOW_PARENT_RUN_ID: parent_run_id, STEP_TAG: step, MLFLOW_RUN_NAME: run_name,
+                                  PROCESS_TAG: process_label()})
     now = get_current_time_millis()
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in as_params(params).items()],
                      metrics=[Metric(k.replace("@", "_at_"), float(v), now, 0) for k, v in metrics.items() if v is not None],
