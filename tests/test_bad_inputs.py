@@ -269,15 +269,19 @@ def test_a_one_text_target_gets_its_size_not_a_traceback(tracking, tmp_path, cap
 def test_the_real_process_prints_one_line_and_no_traceback(tmp_path):
     target = task(tmp_path / "books", "book", labels=(0, 1))
     task(tmp_path / "cat" / "dvd", "film")
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HUBSELECT_CACHE_DIR": str(tmp_path / "cache"),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"}
-    for extra in (["--measures", "renyi:alpha=foo"], []):
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_RUN_ID",
+                                                              "MLFLOW_EXPERIMENT_NAME")}  # leaked by other tests
+    env.update(PYTHONPATH=str(ROOT), HUBSELECT_CACHE_DIR=str(tmp_path / "cache"),
+               MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    for extra, message in ((["--measures", "renyi:alpha=foo"], "bad parameter value"),
+                           ([], "integer labels (0, 1) without names")):
         proc = subprocess.run([sys.executable, "-m", "hubselect", "score", "--target", str(target), "--candidates",
                                str(tmp_path / "cat"), *FAST, *extra], cwd=tmp_path, env=env, capture_output=True,
                               text=True, timeout=120)
         assert proc.returncode == 2, proc.stderr
         lines = [line for line in proc.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("hubselect: error: ") and "Traceback" not in proc.stderr, lines
+        assert message in lines[0], lines
     no_half_made(tmp_path)
 
 
