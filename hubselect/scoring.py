@@ -129,14 +129,10 @@ def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
                                   cfg.bigrams):
             counts += [c for c, _ in chunk]
             cached["terms"] += sum(h for _, h in chunk)
-        _, matrix = count_matrix(counts)
-        del counts
+        vocabulary = sorted(set().union(*counts))
         timings["tokenise"] = time.perf_counter() - start
         start_all = time.perf_counter()
-        for spec in term_specs:
-            start = time.perf_counter()
-            columns[spec.name] = np.asarray(spec.function(matrix[0], matrix[1:], **dict(spec.params)), dtype=float)
-            timings[f"measure_{spec.name}"] = time.perf_counter() - start
+        columns.update(_term_scores(counts, vocabulary, term_specs, timings))
         timings["term_measures"] = time.perf_counter() - start_all
 
     emb_specs = [s for s in specs if s.kind == "embeddings"]
@@ -164,6 +160,25 @@ def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
 
 #: Candidates per representation task (large enough that loading the encoder once per chunk is noise).
 CHUNK = 32
+#: Candidate rows per block of the dense term matrix (the measures are row-wise: same values, bounded memory).
+TERM_BLOCK = 32
+
+
+def _term_scores(counts: list, vocabulary: list[str], specs: list, timings: dict[str, float]) -> dict[str, np.ndarray]:
+    """Every term measure of ``counts[0]`` (the target) against each other row, a block of rows at a time.
+
+    All rows share the vocabulary of all domains, as one full matrix would, so the values are the
+    same; only a block of ``TERM_BLOCK`` dense rows (not ``n x V``) is held at once.
+    """
+    _, target = count_matrix(counts[:1], vocabulary)
+    parts: dict[str, list[np.ndarray]] = {spec.name: [] for spec in specs}
+    for start in range(1, len(counts), TERM_BLOCK):
+        _, block = count_matrix(counts[start:start + TERM_BLOCK], vocabulary)
+        for spec in specs:
+            began = time.perf_counter()
+            parts[spec.name].append(np.asarray(spec.function(target[0], block, **dict(spec.params)), dtype=float))
+            timings[f"measure_{spec.name}"] = timings.get(f"measure_{spec.name}", 0.0) + time.perf_counter() - began
+    return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 def _chunk_size(executor: Any, n: int) -> int:

@@ -67,16 +67,19 @@ def term_counts(texts: Iterable[str], *, bigrams: bool = False, max_tokens: int 
     return counts
 
 
-def count_matrix(counts: Sequence[Mapping[str, int]]) -> tuple[list[str], np.ndarray]:
+def count_matrix(counts: Sequence[Mapping[str, int]],
+                 vocabulary: Sequence[str] | None = None) -> tuple[list[str], np.ndarray]:
     """Stack term counts on one shared vocabulary.
 
     Args:
         counts: One mapping term → count per domain.
+        vocabulary: The columns, sorted, covering every term of ``counts`` (default: their
+            union), so that blocks of rows can be stacked on the vocabulary of all domains.
 
     Returns:
         ``(vocabulary, matrix)`` with ``matrix`` of shape (len(counts), len(vocabulary)), float64.
     """
-    vocab = sorted(set().union(*counts)) if counts else []
+    vocab = list(vocabulary) if vocabulary is not None else sorted(set().union(*counts)) if counts else []
     index = {term: i for i, term in enumerate(vocab)}
     matrix = np.zeros((len(counts), len(vocab)), dtype=np.float64)
     for row, mapping in enumerate(counts):

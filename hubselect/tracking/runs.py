@@ -292,6 +292,26 @@ def log_dataset(frame: Any, *, name: str, source: str, context: str, digest: str
     mlflow.log_input(dataset, context=context)
 
 
+def log_datasets(items: Any) -> None:
+    """Log many pandas samples as dataset inputs in one store call (one commit, not one each).
+
+    Args:
+        items: Iterable of ``(frame, name, source, context, digest)``.
+    """
+    import warnings
+
+    import mlflow
+
+    datasets, contexts = [], []
+    with warnings.catch_warnings():  # a file:// source matches two equivalent resolvers
+        warnings.simplefilter("ignore", UserWarning)
+        for frame, name, source, context, digest in items:
+            datasets.append(mlflow.data.from_pandas(frame, source=source, name=name, digest=digest))
+            contexts.append(context)
+    if datasets:
+        mlflow.log_inputs(datasets=datasets, contexts=contexts, tags_list=[None] * len(datasets))
+
+
 def set_tags(tags: Mapping[str, Any]) -> None:
     """Set run tags."""
     import mlflow
