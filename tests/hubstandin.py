@@ -6,7 +6,9 @@ make to read public dataset repos (see ``/work/shared/notes/hub-stand-in.md``):
 * ``GET /api/datasets`` -- search: repeatable ``filter=`` (every value must be one of the repo's
   tags), ``search=`` (case-insensitive substring of the id, every value must match), ``author=``,
   ``sort`` (``downloads``, ``lastModified``, ``id``; default: downloads), ``direction`` (``-1``
-  default, ``1`` ascending), ``limit``. No paging (no ``Link`` header).
+  default, ``1`` ascending), ``limit``. Paged like the Hub when :attr:`HubStandIn.search_page_size`
+  is set: at most that many results per response, and a ``Link: <...&cursor=N>; rel="next"``
+  header while more remain (default ``None``: one page, no ``Link`` header).
 * ``GET /api/datasets/{id}`` and ``GET /api/datasets/{id}/revision/{rev}`` -- info: ``id, sha,
   cardData, siblings, tags, lastModified, downloads, gated, private``.
 * ``GET /api/datasets/{id}/tree/{rev}[/{path}]`` (``recursive=true|false``) and
@@ -46,7 +48,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import yaml
 
@@ -200,6 +202,7 @@ class HubStandIn:
         self.root = Path(root)
         self.repos: dict[str, Repo] = {}
         self.log: list[LoggedRequest] = []
+        self.search_page_size: int | None = None  # results per /api/datasets page; None: no paging
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
@@ -328,6 +331,17 @@ class HubStandIn:
             for r in matches
         ]
 
+    def page(self, found: list[dict], query: dict[str, list[str]], path: str) -> tuple[list[dict], str | None]:
+        """One page of search results from ``cursor`` on, and the ``Link`` header to the next one."""
+        if not self.search_page_size:
+            return found, None
+        start = int((query.get("cursor") or ["0"])[0])
+        end = start + self.search_page_size
+        if end >= len(found):
+            return found[start:end], None
+        others = [(k, v) for k, values in query.items() if k != "cursor" for v in values]
+        return found[start:end], f'<{self.url}{urlsplit(path).path}?{urlencode([*others, ("cursor", end)])}>; rel="next"'
+
     def info(self, repo_id: str, rev: str) -> dict:
         repo = self._repo(repo_id)
         revision = self._revision(repo, rev)
@@ -455,7 +469,8 @@ def _make_handler(hub: HubStandIn):
             if parts[:2] == ["api", "datasets"]:
                 rest = parts[2:]
                 if not rest and self.command in ("GET", "HEAD"):
-                    return 200, self._json(hub.search(query))
+                    page, link = hub.page(hub.search(query), query, self.path)
+                    return 200, self._send(200, json.dumps(page).encode(), {"Link": link} if link else None)
                 if len(rest) < 2:
                     raise _HubError(404, None, "Not found")
                 repo_id = f"{unquote(rest[0])}/{unquote(rest[1])}"
