@@ -69,7 +69,7 @@ def _score_args(p: argparse.ArgumentParser) -> None:
 
 
 def _select_args(p: argparse.ArgumentParser) -> None:
-    from hubselect.selection import DEFAULT_MEASURES, POLICIES
+    from hubselect.selection import DEFAULT_MEASURES, DEFAULT_WEIGHTS, POLICIES
 
     g = p.add_argument_group("selection (select)")
     g.add_argument("--policy", default="rank", help=f"one of {', '.join(POLICIES)}")
@@ -77,6 +77,10 @@ def _select_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--select-measures", default=DEFAULT_MEASURES, help="measures the policy ranks by")
     g.add_argument("--quantile", type=float, default=0.25, help="quantile policy: keep mean rank <= this quantile")
     g.add_argument("--budget-examples", type=int, default=0, help="budget policy: total training examples")
+    g.add_argument("--weights", default=DEFAULT_WEIGHTS,
+                   help="combined policy: weight of each signal (divergence, prior, labels, balance)")
+    g.add_argument("--prior", default="", help="combined policy: transfer_prior.json of a benchmark, its folder, "
+                   "or runs:/<benchmark run id> (default: the prior shipped with hubselect)")
     g.add_argument("--learned-model", default="", help="learned policy: learned_policy.json of a benchmark run, "
                    "its folder, or runs:/<benchmark run id>")
 
@@ -142,7 +146,8 @@ def select_config(a: argparse.Namespace):
 
     from hubselect.divergence import resolve_measures
 
-    cfg = SelectionConfig(a.policy, a.k, a.select_measures, a.quantile, a.budget_examples, a.learned_model)
+    cfg = SelectionConfig(a.policy, a.k, a.select_measures, a.quantile, a.budget_examples, a.learned_model,
+                          a.weights, a.prior)
     scored = [spec.name for spec in resolve_measures(a.measures)]
     missing = [name for name in cfg.measure_names() if name not in scored]
     if missing:

@@ -46,6 +46,9 @@ class SelectionConfig:
         budget_examples: Total training examples allowed for ``budget``.
         learned_model: For ``learned``: a ``learned_policy.json``, a folder holding one, or
             ``runs:/<benchmark run id>``.
+        weights: For ``combined``: ``signal=weight`` pairs over :data:`SIGNALS`.
+        prior: For ``combined``: a ``transfer_prior.json``, its folder or ``runs:/<benchmark run
+            id>``; empty for the prior shipped with the package.
     """
 
     policy: str = "rank"
@@ -55,6 +58,7 @@ class SelectionConfig:
     budget_examples: int = 0
     learned_model: str = ""
     weights: str = DEFAULT_WEIGHTS
+    prior: str = ""
 
     def __post_init__(self) -> None:
         self.weight_map()  # validates

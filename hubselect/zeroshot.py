@@ -44,6 +44,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from hubselect.errors import HubselectError
+from hubselect.labelnames import humanize_labels, normalize_label  # noqa: F401 (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -62,21 +63,11 @@ DEFAULT_SCALE = 20.0
 #: Name of the metadata file written next to a tuned model's weights.
 METADATA_FILE = "hubselect.json"
 
-_SPACE_RE = re.compile(r"\s+")
 
 
 # --------------------------------------------------------------------------------------------
 # Label names and descriptions
 # --------------------------------------------------------------------------------------------
-
-def normalize_label(name: Any) -> str:
-    """Return the comparable form of a label name: lowercase, stripped, ``_``/``-`` as spaces.
-
-    Example: ``"Sci_Tech"`` and ``"sci-tech "`` both become ``"sci tech"``.
-    """
-    text = str(name).strip().lower().replace("_", " ").replace("-", " ")
-    return _SPACE_RE.sub(" ", text).strip()
-
 
 def require_label_names(label_names: Sequence[str] | None, *, role: str = "target") -> list[str]:
     """Check that a task has usable label names and return them as a list of strings.
@@ -119,7 +110,8 @@ def label_descriptions(
     Args:
         label_names: The task's label names.
         descriptions: ``None`` for :data:`DEFAULT_TEMPLATE`; a template string containing
-            ``{label}`` (filled with the normalised name, e.g. ``sci_tech`` -> ``sci tech``); or
+            ``{label}`` (filled with the readable name of :func:`humanize_labels`, e.g.
+            ``sci_tech`` -> ``science technology``); or
             an explicit ``{label: description}`` dict. A dict may leave labels out; those get the
             default template. Dict keys are matched to label names after normalisation.
 
@@ -133,12 +125,14 @@ def label_descriptions(
             raise HubselectError(f"label template '{template}' has no '{{label}}' placeholder: "
                                  "use e.g. 'This text is {label}.'")
         try:
-            return {n: template.format(label=normalize_label(n)) for n in names}
+            words = humanize_labels(names)
+            return {n: template.format(label=words[n]) for n in names}
         except (IndexError, KeyError, ValueError) as exc:
             raise HubselectError(f"label template '{template}' cannot be filled ({exc}): use "
                                  "only the {label} placeholder and double other braces") from exc
     by_key = {normalize_label(n): n for n in names}
-    out = {n: DEFAULT_TEMPLATE.format(label=normalize_label(n)) for n in names}
+    words = humanize_labels(names)
+    out = {n: DEFAULT_TEMPLATE.format(label=words[n]) for n in names}
     unknown = []
     for key, text in dict(descriptions).items():
         name = by_key.get(normalize_label(key))
@@ -393,6 +387,17 @@ class DescriptionClassifier:
         path = os.fspath(model_path)
         self.tokenizer, self.encoder = load_encoder(ResolvedModel(path, path, "local"), device)
         self._label_emb: np.ndarray | None = None
+
+    def relabel(self, label_names: Sequence[str],
+                descriptions: str | Mapping[str, str] | None = None) -> "DescriptionClassifier":
+        """The same loaded encoder predicting among other labels (no reload): one tuned model
+        evaluated on many targets encodes each target's texts once and loads its weights once."""
+        other = object.__new__(DescriptionClassifier)
+        other.__dict__.update(self.__dict__)
+        other.label_names = require_label_names(label_names, role="target")
+        other.descriptions = label_descriptions(other.label_names, descriptions)
+        other._label_emb = None
+        return other
 
     def label_embeddings(self) -> np.ndarray:
         """Return the L2-normalised description embeddings, shape (labels, dim)."""

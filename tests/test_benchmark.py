@@ -86,16 +86,45 @@ def test_tiny_benchmark_writes_matrix_report_runs_and_learned_policy(tracking, t
     assert list(learned.predict_gain(model, scores, feats).index) == ["a", "b"]
 
 
-def test_resume_skips_finished_targets_and_pairs(tracking, tiny, tasks):
+def test_resume_redoes_only_missing_work(tracking, tiny, tasks):
     run(tiny, tasks)
     bench = Path("bench")
-    finished = {p.name: p.stat().st_mtime_ns for p in (bench / "targets").glob("*.json")}
-    (bench / "targets" / "books.json").unlink()  # as if killed while evaluating books
+    pair_files = sorted((bench / "pairs").rglob("*.json"))
+    before = {p: p.stat().st_mtime_ns for p in pair_files}
+    victim = pair_files[0]  # as if killed while evaluating this pair
+    victim.unlink()
+    victim.with_suffix(".npy").unlink()
     run(tiny, tasks)
-    again = json.loads((bench / "targets" / "books.json").read_text())
-    assert all(p["from_cache"] and p["eval_from_cache"] for p in again["pairs"])
-    assert {p.name: p.stat().st_mtime_ns for p in (bench / "targets").glob("*.json") if p.name != "books.json"} \
-        == {k: v for k, v in finished.items() if k != "books.json"}
+    assert victim.exists() and victim.with_suffix(".npy").exists()
+    assert {p: p.stat().st_mtime_ns for p in pair_files if p != victim} == {k: v for k, v in before.items() if k != victim}
+    for path in (bench / "targets").glob("*.json"):
+        assert all(p["from_cache"] for p in json.loads(path.read_text()).get("pairs", []))  # no source tuned twice
+
+
+def test_seeds_give_a_seed_mean_and_groups_a_held_out_trust_report(tracking, tiny, tasks, tmp_path):
+    from hubselect.benchmark.matrix import pairs_frame, seed_mean
+    from hubselect.prior import load_prior
+    from hubselect.tracking import runs
+
+    groups = tmp_path / "groups.csv"
+    groups.write_text("task,group,collection\nkitchen,home,misc\nbooks,media,fdu-mtl\nelectronics,home,more\n")
+    out = run(tiny, tasks, "--seeds", "2", "--groups", str(groups))
+    trust = (out.path / "trust" / "trust.md").read_text()
+    assert "Test targets (1, held out): electronics." in trust and "Dev targets (2): books, kitchen." in trust
+    assert "noise ceiling" in trust and "| strongest |" in trust and "label-free champion" in trust.lower()
+    pairs = pd.read_csv(out.path / "trust" / "pairs.csv")
+    assert {"target", "source", "seed", "accuracy"} <= set(pairs.columns) and sorted(pairs["seed"].unique()) == [0, 1]
+    prior = load_prior(runs.download(out.run_id) / "transfer_prior.json")
+    assert set(prior["sources"]) == {"kitchen", "books", "electronics"}
+    assert all(v["revision"] for v in prior["sources"].values())
+    matrix = {"targets": [json.loads(p.read_text()) for p in sorted(Path("bench/targets").glob("*.json"))]}
+    seeds = pairs_frame(matrix)
+    assert sorted(seeds["seed"].unique()) == [0, 1]
+    truth = seed_mean(seeds)
+    assert len(truth) == len(seeds) // 2 and (truth["seeds"] == 2).all()
+    one = seeds[(seeds["target"] == truth["target"][0]) & (seeds["source"] == truth["source"][0])]
+    assert truth["accuracy"][0] == pytest.approx(one["accuracy"].mean())
+    assert len(list(Path("bench/holdout").glob("*.json"))) == 2 * 3  # every source, every seed
 
 
 def test_differing_settings_are_refused_naming_them(tracking, tiny, tasks):

@@ -150,26 +150,35 @@ def training_table(pairs: Any, measures: Sequence[str], src_features: Any | None
     return pd.concat(parts, ignore_index=True)
 
 
+def grouped_predictions(table: Any, fold_of: dict[str, str], *, alpha: float = 1.0) -> Any:
+    """Out-of-fold predictions: each target's pairs are predicted by a model fitted on the
+    targets of every *other* fold (``fold_of[target]``; the target itself for leave-one-target-out,
+    its task group for leave-one-group-out). Returns a Series aligned with ``table``.
+    """
+    import pandas as pd
+
+    feature_cols = [c for c in table.columns if c not in ("target", "source", "gain")]
+    folds = table["target"].map(fold_of)
+    predicted = pd.Series(np.nan, index=table.index, name="predicted_gain")
+    for fold in sorted(folds.unique()):
+        test = folds == fold
+        train = table[~test]
+        model = fit(train[feature_cols], train["gain"], alpha=alpha, trained_on=train["target"])
+        if set(table.loc[test, "target"]) & set(model["trained_on"]):  # a target must never score itself
+            raise AssertionError(f"fold {fold} leaked into its own model")
+        predicted[test] = predict(model, table.loc[test, feature_cols])
+    return predicted
+
+
 def loto_predictions(table: Any, *, alpha: float = 1.0) -> tuple[Any, dict[str, list[str]]]:
     """Leave-one-target-out predictions for every pair of ``table`` (:func:`training_table`).
 
     Returns:
         (predicted gains aligned with ``table``, {target: the targets its model was trained on}).
     """
-    import pandas as pd
-
-    feature_cols = [c for c in table.columns if c not in ("target", "source", "gain")]
-    predicted = pd.Series(np.nan, index=table.index, name="predicted_gain")
-    trained_on: dict[str, list[str]] = {}
-    for target in sorted(table["target"].unique()):
-        train = table[table["target"] != target]
-        model = fit(train[feature_cols], train["gain"], alpha=alpha, trained_on=train["target"])
-        if target in model["trained_on"]:  # defensive: a target must never score itself
-            raise AssertionError(f"target {target} leaked into its own model")
-        test = table["target"] == target
-        predicted[test] = predict(model, table.loc[test, feature_cols])
-        trained_on[target] = model["trained_on"]
-    return predicted, trained_on
+    targets = sorted(table["target"].unique())
+    predicted = grouped_predictions(table, {t: t for t in targets}, alpha=alpha)
+    return predicted, {t: [o for o in targets if o != t] for t in targets}
 
 
 def fit_all(table: Any, *, alpha: float = 1.0) -> dict:

@@ -55,6 +55,10 @@ class BenchmarkConfig:
         score: :class:`hubselect.scoring.ScoreConfig` (measures, encoder settings).
         transfer: :class:`hubselect.transfer.TransferConfig` (fine-tuning settings).
         only: Task names to keep (empty = all), e.g. for the ``--quick`` preset.
+        shard: ``(i, n)``: this process prepares and tunes every n-th target and model starting
+            at i (for n processes sharing a machine or a disk); only ``n == 1`` assembles the
+            records, so run once more without a shard when the shards are done. Not a setting:
+            results do not depend on it.
     """
 
     tasks: str
@@ -66,11 +70,19 @@ class BenchmarkConfig:
     seed: int = 0
     seeds: int = 1
     only: tuple[str, ...] = field(default_factory=tuple)
+    shard: tuple[int, int] = (0, 1)
 
     def __post_init__(self) -> None:
         for name in ("sample_size", "target_sample_size", "eval_size", "seeds"):
             if getattr(self, name) < 1:
                 raise HubselectError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        i, n = self.shard
+        if not 0 <= i < n:
+            raise HubselectError(f"shard {i}/{n} is not i/n with 0 <= i < n: write e.g. --shard 0/2")
+
+
+class ShardDone(HubselectError):
+    """A sharded benchmark process finished its share (not an error of the input)."""
 
 
 def settings_of(cfg: BenchmarkConfig, tasks: list[dict]) -> dict[str, Any]:
@@ -392,10 +404,13 @@ def build_matrix(cfg: BenchmarkConfig, out_dir: str | Path, *, quiet: bool = Tru
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = settings_of(cfg, tasks)
     check_resume(out_dir, settings)
-    prepared = []
-    for i, task in enumerate(tasks, 1):
-        prepared.append(prepare_target(cfg, task, tasks, out_dir))
+    shard, shards = cfg.shard
+    rotated = tasks[shard::shards] + [t for t in tasks if t not in tasks[shard::shards]]
+    done = {}
+    for i, task in enumerate(rotated, 1):
+        done[task["name"]] = prepare_target(cfg, task, tasks, out_dir)
         logger.info("prepared target %d/%d %s", i, len(tasks), task["name"])
+    prepared = [done[t["name"]] for t in tasks]
     scored = [r for r in prepared if r["scored"]]
     if len(scored) < MIN_TASKS:
         raise HubselectError(f"only {len(scored)} of {len(prepared)} tasks have labels to evaluate on "
@@ -405,7 +420,7 @@ def build_matrix(cfg: BenchmarkConfig, out_dir: str | Path, *, quiet: bool = Tru
     seeds = [cfg.transfer.finetune.seed + i for i in range(cfg.seeds)]
     baseline = evaluate_model(cfg, None, scored, out_dir)
     models, evals = [], {}
-    needed = _needed_models(cfg, scored, sources, seeds)
+    needed = _needed_models(cfg, scored, sources, seeds)[shard::shards]
     for i, (name, seed, form) in enumerate(needed, 1):
         entry, fetch_dir = sources[name]
         model = tune_source(cfg, entry, fetch_dir, seed, form, quiet=quiet)
@@ -416,6 +431,9 @@ def build_matrix(cfg: BenchmarkConfig, out_dir: str | Path, *, quiet: bool = Tru
         models.append(model)
         logger.info("source %d/%d %s seed %d: tuned and evaluated on %d targets", i, len(needed), name, seed,
                     len(serves))
+    if shards > 1:
+        raise ShardDone(f"shard {shard}/{shards} finished {len(needed)} models: when every shard is done, run the "
+                        "same command without --shard to assemble the matrix and the report")
     records = []
     for rec in prepared:
         path = out_dir / "targets" / f"{rec['target']}.json"

@@ -58,6 +58,12 @@ def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--seed", type=int, default=0, help="sampling and training seed")
     g.add_argument("--seeds", type=int, default=1,
                    help="tuning seeds per source; the ground truth is their mean (2+ gives test-retest reliability)")
+    g.add_argument("--groups", default="",
+                   help="task,group,collection CSV (e.g. benchmarks/task_groups.csv): with --seeds 2+, the held-out "
+                        "trust report (dev = fdu-mtl and misc targets, test = the rest)")
+    g.add_argument("--shard", default="0/1", metavar="I/N",
+                   help="run share I of N of the matrix in this process (e.g. 0/2 and 1/2 side by side), then once "
+                        "without --shard to assemble")
     g.add_argument("--ks", default="1,3", help="k values of the metrics, comma-separated")
     g.add_argument("--learned-alpha", type=float, default=1.0, help="ridge penalty of the learned policy")
     cli._score_args(parser)
@@ -93,7 +99,16 @@ def config_from_args(args: argparse.Namespace):
     only = tuple(s.strip() for s in args.only.split(",") if s.strip())
     return BenchmarkConfig(tasks=args.tasks, score=cli.score_config(args), transfer=cli.transfer_config(args),
                            sample_size=args.sample_size, target_sample_size=args.target_sample_size,
-                           eval_size=args.eval_size, seed=args.seed, seeds=args.seeds, only=only)
+                           eval_size=args.eval_size, seed=args.seed, seeds=args.seeds, only=only,
+                           shard=parse_shard(args.shard))
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"1/2"`` -> ``(1, 2)``."""
+    i, sep, n = str(text).partition("/")
+    if not sep or not i.strip().isdigit() or not n.strip().isdigit() or int(n) < 1:
+        raise HubselectError(f"--shard '{text}' is not I/N with whole numbers, e.g. 0/2")
+    return int(i), int(n)
 
 
 def parse_ks(text: str) -> tuple[int, ...]:
@@ -321,10 +336,26 @@ def benchmark_params(cfg: Any) -> dict[str, Any]:
     return {k: v for k, v in settings_of(cfg, []).items() if k != "task_names"} | {"only": ",".join(cfg.only)}
 
 
+def _trust(cfg: Any, matrix: dict, out_dir: Path, groups: str, report_dir: Path) -> dict[str, float]:
+    """The held-out trust analysis (:mod:`hubselect.benchmark.trust`) when groups and 2+ seeds are given."""
+    if not groups or cfg.seeds < 2:
+        if groups:
+            logger.warning("--groups needs --seeds 2 or more (test-retest reliability): trust analysis skipped")
+        return {}
+    from hubselect.benchmark.trust import analyse_collection
+
+    res = analyse_collection(matrix, out_dir, groups, report_dir)
+    row = res["test"].loc[res["default"]]
+    champ = res["champion_test"].loc[res["champion"], "champion_regret"]
+    return {"heldout_default_spearman": float(row["spearman"]), "heldout_default_regret_at_1": float(row["regret@1"]),
+            "heldout_default_regret_at_3": float(row["regret@3"]), "heldout_champion_regret": float(champ),
+            "heldout_default_saving_at_3": float(res["saving"][res["col"].test].mean())}
+
+
 def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3), alpha: float = 1.0,
-                  quiet: bool = True, command: str = "") -> Any:
+                  quiet: bool = True, command: str = "", groups: str = "") -> Any:
     """The benchmark as an MLflow run (configure tracking first); returns a StepOutput."""
-    from hubselect.benchmark.matrix import build_matrix
+    from hubselect.benchmark.matrix import ShardDone, build_matrix
     from hubselect.benchmark.metrics import DEFAULT_RANK_MEASURES
     from hubselect.steps import StepOutput
     from hubselect.tracking import runs
@@ -332,7 +363,12 @@ def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3)
     out_dir = Path(out_dir).resolve()
     start = time.perf_counter()
     with runs.step_run("benchmark", benchmark_params(cfg)) as run:
-        matrix = build_matrix(cfg, out_dir, quiet=quiet, on_target=lambda rec, resumed: _log_target(rec, resumed, cfg))
+        try:
+            matrix = build_matrix(cfg, out_dir, quiet=quiet,
+                                  on_target=lambda rec, resumed: _log_target(rec, resumed, cfg))
+        except ShardDone as done:
+            logger.warning("%s", done)
+            return StepOutput(run.info.run_id, out_dir)
         recs = [r for r in matrix["targets"] if r["scored"]]
         tune = {p["source"]: p["train_seconds"] for r in recs for p in r["pairs"]}
         context = {"command": f"`{command}`" if command else "(API)", "hardware": hardware(),
@@ -350,12 +386,17 @@ def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3)
         headline = {f"{p.replace(':', '_').replace('-', '_')}_{m}": float(summary.loc[p, m])
                     for p in ("rank:default", "rank:terms", "learned") if p in summary.index
                     for m in ("spearman", "regret@1", "regret@3", "saving@3")}
-        runs.log_metrics({**headline, "pairs": context["pairs"], "time_wall_total_s": time.perf_counter() - start})
+        trusted = _trust(cfg, matrix, out_dir, groups, result["report"].parent / "trust")
+        runs.log_metrics({**headline, **trusted, "pairs": context["pairs"],
+                          "time_wall_total_s": time.perf_counter() - start})
         runs.log_dir(result["report"].parent, "report")
         top = out_dir / "artifacts-top"
         top.mkdir(exist_ok=True)
-        for name, src in (("learned_policy.json", result["report"].parent / "learned_policy.json"),
-                          ("benchmark.json", out_dir / "benchmark.json")):
+        tops = [("learned_policy.json", result["report"].parent / "learned_policy.json"),
+                ("benchmark.json", out_dir / "benchmark.json")]
+        if trusted:
+            tops.append(("transfer_prior.json", result["report"].parent / "trust" / "transfer_prior.json"))
+        for name, src in tops:
             (top / name).write_bytes(src.read_bytes())
         runs.log_dir(top, None)
         return StepOutput(run.info.run_id, result["report"].parent)
@@ -373,4 +414,4 @@ def run_from_args(args: argparse.Namespace) -> Any:
     runs.configure(getattr(args, "experiment", None))
     command = "hubselect " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
     return run_benchmark(cfg, args.output, ks=ks, alpha=args.learned_alpha, quiet=getattr(args, "quiet", True),
-                         command=command)
+                         command=command, groups=args.groups)

@@ -39,7 +39,8 @@ def score_params(cfg: ScoreConfig) -> dict[str, Any]:
 def select_params(cfg: SelectionConfig) -> dict[str, Any]:
     """MLflow params of the select step's own settings."""
     return {"policy": cfg.policy, "k": cfg.k, "select_measures": cfg.measures, "quantile": cfg.quantile,
-            "budget_examples": cfg.budget_examples, "learned_model": cfg.learned_model}
+            "budget_examples": cfg.budget_examples, "learned_model": cfg.learned_model, "weights": cfg.weights,
+            "prior": cfg.prior}
 
 
 def workdir(step: str) -> Path:

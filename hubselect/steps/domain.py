@@ -116,12 +116,15 @@ def learned_predictions(model_ref: str, catalog: dict, fetch_dir: Path, scores: 
     return learned.predict_gain(model, scores, features)
 
 
-def _select_into(catalog: dict, fetch_dir: Path, scores: Any, cfg: SelectionConfig, out: Path) -> Selection:
+def _select_into(catalog: dict, fetch_dir: Path, scores: Any, cfg: SelectionConfig, out: Path,
+                 score_cfg: ScoreConfig) -> Selection:
     from hubselect.plots import scores_per_candidate
 
     sizes = {c["name"]: c["n"] for c in accepted(catalog)}
+    from hubselect.steps.signals import selection_signals
+
     predicted = learned_predictions(cfg.learned_model, catalog, fetch_dir, scores) if cfg.policy == "learned" else None
-    selection = select(scores, sizes, cfg, predicted)
+    selection = select(scores, sizes, cfg, predicted, selection_signals(catalog, fetch_dir, score_cfg, cfg))
     out.mkdir(parents=True, exist_ok=True)
     selection.table.to_csv(out / "ranking.csv", float_format="%.6g")
     rows = json.loads(selection.table.reset_index().to_json(orient="records"))
@@ -153,7 +156,7 @@ def run_select(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, cfg: SelectionCon
             fetch_dir = score_dir / "fetch"
             catalog = load_catalog(fetch_dir)
             scores = pd.read_csv(score_dir / "scores.csv", index_col="candidate")
-        selection = _select_into(catalog, fetch_dir, scores, cfg, work / "select")
+        selection = _select_into(catalog, fetch_dir, scores, cfg, work / "select", score_cfg)
         s = selection.summary
         runs.log_metrics({"candidates": s["candidates"], "selected": s["selected"], "pruned": s["pruned"],
                           "pruned_fraction": s["pruned_fraction"],
@@ -174,7 +177,7 @@ def selection_inputs(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg:
     score_dir = work / "select" / "score"
     catalog = _fetch_logged(fetch_cfg, score_dir / "fetch", quiet, "fetch")
     result = _score_into(catalog, score_dir / "fetch", score_cfg, score_dir, quiet)
-    _select_into(catalog, score_dir / "fetch", result.scores, select_cfg, work / "select")
+    _select_into(catalog, score_dir / "fetch", result.scores, select_cfg, work / "select", score_cfg)
     runs.log_dir(work / "select", "select")
     return work / "select"
 

@@ -1,0 +1,439 @@
+"""How far a user can trust the pick: rankers against baselines, the noise ceiling, priors,
+defaults chosen on a dev split and reported on a held-out one, and label-free champions.
+
+Reads a finished matrix (:func:`hubselect.benchmark.matrix.build_matrix` with 2+ seeds) and a
+task-group table (``task,group,collection``). Everything here is computed from the matrix; no
+model is trained. Conventions: closeness is higher = better; regret is in accuracy points; the
+ground truth is the mean over seeds (:func:`~hubselect.benchmark.matrix.seed_mean`).
+
+Rankers (closeness per candidate of one target):
+
+* baselines: ``random`` (exact expectation), ``oracle``, ``strongest`` (a source's mean gain on
+  the *other* targets), ``same-labels`` (sources whose label names equal the target's first, then
+  the largest), ``largest`` (most training rows);
+* divergence: ``rank:<set>`` (mean rank over a measure set, lower divergence = closer);
+* ``labels``: the label-set distance alone;
+* ``combined:<set>:p<w>:l<w>:b<w>``: :func:`hubselect.selection.combined_score` of the
+  divergence rank, the leave-one-target-out prior, the label-set and label-balance distances;
+* ``learned`` (ridge, leave-one-target-out) and ``learned:logo`` (leave-one-group-out).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+DEV_COLLECTIONS = ("fdu-mtl", "misc")
+MEASURE_SETS = ("terms", "embeddings", "all")
+PRIOR_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
+LABEL_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
+BALANCE_WEIGHTS = (0.0, 0.5, 1.0)
+BASELINES = ("random", "oracle", "strongest", "same-labels", "largest")
+KS = (1, 3)
+
+
+@dataclass
+class Collection:
+    """What the analysis reads: per-seed pairs, the seed-mean truth with features, groups."""
+
+    seed_pairs: Any
+    truth: Any
+    groups: dict[str, str]
+    collections: dict[str, str]
+    measures: list[str]
+    kinds: dict[str, str]
+
+    @property
+    def dev(self) -> list[str]:
+        return sorted(t for t in self.truth["target"].unique() if self.collections.get(t) in DEV_COLLECTIONS)
+
+    @property
+    def test(self) -> list[str]:
+        return sorted(set(self.truth["target"].unique()) - set(self.dev))
+
+
+def read_groups(path: str | Path) -> tuple[dict[str, str], dict[str, str]]:
+    """``({task: group}, {task: collection})`` from a ``task,group,collection`` CSV."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    return dict(zip(frame["task"], frame["group"])), dict(zip(frame["task"], frame["collection"]))
+
+
+def label_features(matrix: dict, out_dir: Path) -> Any:
+    """Per pair: label-set and balance distances, source rows, same label names (no target labels)."""
+    import pandas as pd
+
+    from hubselect.labelnames import normalize_label
+    from hubselect.represent.labels import label_space_table
+    from hubselect.represent.store import EmbeddingSettings, Encoder, cached_embeddings
+
+    s = matrix["settings"]
+    encoder = Encoder(EmbeddingSettings(model=s["embedding_model"], model_revision=s["embedding_revision"] or None,
+                                        max_length=int(s["max_length"]), max_texts=int(s["embed_examples"])))
+    parts = []
+    for rec in (r for r in matrix["targets"] if r["scored"]):
+        fetch_dir = out_dir / "fetch" / rec["target"]
+        catalog = json.loads((fetch_dir / "catalog.json").read_text(encoding="utf-8"))
+        texts = pd.read_parquet(fetch_dir / catalog["target"]["score"]["sample"], columns=["text"])["text"].tolist()
+        emb, _ = cached_embeddings(texts, catalog["target"]["revision"], encoder)
+        ok = {c["name"]: c for c in catalog["candidates"] if c["status"] == "ok"}
+        table = label_space_table(rec["label_names"], emb, {n: c["label_counts"] for n, c in ok.items()}, encoder)
+        target_set = {normalize_label(n) for n in rec["label_names"]}
+        table["source_rows"] = [float(ok[n].get("rows_total") or ok[n]["n"]) for n in table.index]
+        table["same_labels"] = [float({normalize_label(k) for k in ok[n]["label_counts"]} == target_set)
+                                for n in table.index]
+        parts.append(table.rename_axis("source").reset_index().assign(target=rec["target"]))
+    return pd.concat(parts, ignore_index=True)
+
+
+def add_priors(truth: Any, groups: dict[str, str]) -> Any:
+    """``prior_loto`` (mean gain of the source on every *other* target) and ``prior_logo``
+    (on the targets outside the target's group) for every pair."""
+    out = truth.copy()
+    gain = truth.pivot(index="target", columns="source", values="gain")
+    group_of = np.array([groups.get(t, t) for t in gain.index])
+    loto, logo = [], []
+    for target, source in zip(out["target"], out["source"]):
+        col = gain[source].drop(index=target)
+        loto.append(col.mean())
+        logo.append(col[group_of[gain.index != target] != groups.get(target, target)].mean())
+    out["prior_loto"], out["prior_logo"] = loto, logo
+    neutral = out.groupby("target")[["prior_loto", "prior_logo"]].transform("mean")
+    return out.fillna({"prior_loto": neutral["prior_loto"], "prior_logo": neutral["prior_logo"]})
+
+
+def load_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path) -> Collection:
+    """Assemble the :class:`Collection` of a finished matrix."""
+    from hubselect.benchmark.matrix import pairs_frame, seed_mean
+    from hubselect.divergence import resolve_measures
+
+    out_dir = Path(out_dir)
+    groups, collections = read_groups(groups_csv)
+    seed_pairs = pairs_frame(matrix)
+    truth = seed_mean(seed_pairs)
+    truth = truth.merge(label_features(matrix, out_dir), on=["target", "source"], how="left")
+    truth = add_priors(truth, groups)
+    measures = [c[2:] for c in truth.columns if c.startswith("d_")]
+    kinds = {s.name: s.kind for s in resolve_measures(measures)}
+    return Collection(seed_pairs, truth, groups, collections, measures, kinds)
+
+
+# ------------------------------------------------------------------------------------------ rankers
+
+
+def measure_set(col: Collection, name: str) -> list[str]:
+    return [m for m in col.measures if name == "all" or col.kinds[m] == name]
+
+
+def combined_name(mset: str, wp: float, wl: float, wb: float, prior: str = "loto") -> str:
+    tail = "" if prior == "loto" else f":{prior}"
+    return f"combined:{mset}:p{wp:g}:l{wl:g}:b{wb:g}{tail}"
+
+
+def closeness_for(col: Collection, group: Any, name: str) -> np.ndarray:
+    """Closeness (higher = better) of ranker ``name`` over one target's candidates ``group``."""
+    from hubselect.benchmark.metrics import rank_closeness
+    from hubselect.selection import combined_score
+
+    if name == "oracle":
+        return group["accuracy"].to_numpy(float)
+    if name == "strongest":
+        return group["prior_loto"].to_numpy(float)
+    if name == "largest":
+        return group["source_rows"].to_numpy(float)
+    if name == "same-labels":
+        return group["same_labels"].to_numpy(float) * 1e12 + group["source_rows"].to_numpy(float)
+    if name == "labels":
+        return -group["label_distance"].to_numpy(float)
+    if name.startswith("rank:"):
+        return rank_closeness(group[[f"d_{m}" for m in measure_set(col, name[5:])]])
+    if name.startswith("combined:"):
+        parts = name.split(":")
+        mset, wp, wl, wb = parts[1], float(parts[2][1:]), float(parts[3][1:]), float(parts[4][1:])
+        prior = group["prior_logo" if len(parts) > 5 and parts[5] == "logo" else "prior_loto"].to_numpy(float)
+        rank = -rank_closeness(group[[f"d_{m}" for m in measure_set(col, mset)]])
+        return combined_score(rank, {"divergence": 1.0, "prior": wp, "labels": wl, "balance": wb}, prior=prior,
+                              label_distance=group["label_distance"].to_numpy(float),
+                              balance_distance=group["balance_distance"].to_numpy(float))
+    if name in group:  # precomputed (learned predictions)
+        return group[name].to_numpy(float)
+    raise KeyError(f"unknown ranker {name}")
+
+
+def target_scores(closeness: np.ndarray, accuracy: np.ndarray) -> dict[str, float]:
+    from hubselect.benchmark.metrics import regret_at_k, spearman
+
+    return {"spearman": spearman(closeness, accuracy), **{f"regret@{k}": regret_at_k(closeness, accuracy, k)
+                                                          for k in KS}}
+
+
+def random_scores(accuracy: np.ndarray) -> dict[str, float]:
+    from hubselect.benchmark.metrics import random_regret_at_k
+
+    return {"spearman": 0.0, **{f"regret@{k}": random_regret_at_k(accuracy, k) for k in KS}}
+
+
+def evaluate_rankers(col: Collection, names: list[str]) -> Any:
+    """One row per (ranker, target): Spearman, Regret@1, Regret@3 against the seed-mean truth."""
+    import pandas as pd
+
+    rows = []
+    for target, group in col.truth.groupby("target", sort=True):
+        acc = group["accuracy"].to_numpy(float)
+        for name in names:
+            scores = random_scores(acc) if name == "random" else target_scores(closeness_for(col, group, name), acc)
+            rows.append({"ranker": name, "target": target, **scores})
+    return pd.DataFrame(rows)
+
+
+def grid_names() -> list[str]:
+    """Every combined configuration of the grid (see the module docstring)."""
+    return [combined_name(m, wp, wl, wb) for m, wp, wl, wb in
+            itertools.product(MEASURE_SETS, PRIOR_WEIGHTS, LABEL_WEIGHTS, BALANCE_WEIGHTS)]
+
+
+def add_learned(col: Collection, alpha: float = 1.0) -> None:
+    """``learned`` (leave-one-target-out) and ``learned:logo`` predictions as truth columns.
+
+    Features: every divergence z-scored within the target, the label-set and balance
+    distances and the source's size; the target's own column never trains its model.
+    """
+    from hubselect.benchmark.learned import grouped_predictions
+
+    table = col.truth[["target", "source", "gain", *[f"d_{m}" for m in col.measures], "label_distance",
+                       "balance_distance", "source_rows"]].copy()
+    zcols = [f"d_{m}" for m in col.measures] + ["label_distance", "balance_distance"]
+    table[zcols] = table.groupby("target")[zcols].transform(lambda v: (v - v.mean()) / (v.std(ddof=0) or 1.0))
+    table["source_rows"] = np.log10(table["source_rows"].clip(lower=1))
+    col.truth["learned"] = grouped_predictions(table, dict(zip(table["target"], table["target"])), alpha=alpha)
+    col.truth["learned:logo"] = grouped_predictions(table, {t: col.groups.get(t, t) for t in table["target"]},
+                                                    alpha=alpha)
+
+
+def summarise(per_target: Any, targets: list[str]) -> Any:
+    """Mean per ranker over ``targets`` with 95% bootstrap CIs over targets."""
+    import pandas as pd
+
+    from hubselect.benchmark.metrics import bootstrap_ci
+
+    rows = {}
+    for name, g in per_target[per_target["target"].isin(targets)].groupby("ranker", sort=False):
+        row = {}
+        for m in ("spearman", *[f"regret@{k}" for k in KS]):
+            row[m] = float(np.nanmean(g[m]))
+            row[f"{m}_lo"], row[f"{m}_hi"] = bootstrap_ci(g[m].to_numpy(), n_boot=1000)
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("ranker")
+
+
+def choose_default(summary_dev: Any, candidates: list[str]) -> str:
+    """The protocol's rule: lowest dev Regret@3; ties within 0.05 to lower Regret@1, then higher Spearman."""
+    s = summary_dev.loc[candidates]
+    best = s["regret@3"].min()
+    tied = s[s["regret@3"] <= best + 0.05]
+    return str(tied.sort_values(["regret@1", "spearman"], ascending=[True, False]).index[0])
+
+
+# ------------------------------------------------------------------------------------ reliability
+
+
+def reliability(col: Collection) -> Any:
+    """Per target: split-half (seed vs seed) Spearman, its Spearman-Brown reliability of the
+    seed mean, and the noise ceiling.
+
+    The ceiling ranks sources by one half of the seeds and scores that ranking against the other
+    half (both directions averaged): what a ranker that knew the expected accuracy up to tuning
+    noise could reach against a noisy truth. ``ceiling_spearman_sb`` is the Spearman-Brown
+    corrected ceiling for the truth averaged over all seeds, ``sqrt(2r / (1 + r))``.
+    """
+    import pandas as pd
+
+    rows = []
+    seeds = sorted(col.seed_pairs["seed"].unique())
+    halves = (seeds[0::2], seeds[1::2])
+    for target, g in col.seed_pairs.groupby("target", sort=True):
+        a = [g[g["seed"].isin(h)].groupby("source")["accuracy"].mean() for h in halves]
+        a = [x.reindex(a[0].index).to_numpy(float) for x in a]
+        one, two = target_scores(a[0], a[1]), target_scores(a[1], a[0])
+        r = one["spearman"]
+        sb = 2 * r / (1 + r) if np.isfinite(r) and r > -1 else float("nan")
+        rows.append({"target": target, "split_half_spearman": r, "reliability_sb": sb,
+                     "ceiling_spearman_sb": float(np.sqrt(sb)) if np.isfinite(sb) and sb > 0 else float("nan"),
+                     **{f"ceiling_{m}": (one[m] + two[m]) / 2 for m in ("spearman", "regret@1", "regret@3")},
+                     "seed_sd_points": float(100 * g.groupby("source")["accuracy"].std(ddof=1).mean()),
+                     "best_minus_median_points": float(100 * (np.max(a[0] + a[1]) - np.median(a[0] + a[1])) / 2)})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------- champion
+
+CHAMPION_ESTIMATORS = ("rank", "confidence", "atc", "agreement", "entropy")
+
+
+def _softmax(scores: np.ndarray) -> np.ndarray:
+    z = scores.astype(float) - scores.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def atc_threshold(confidence: Any, correct: Any) -> float:
+    """Average Thresholded Confidence (Garg et al. 2022): the threshold ``t`` with
+    ``mean(conf > t) = accuracy`` on a labelled held-out slice of the *source*."""
+    conf = np.asarray(confidence, dtype=float)
+    acc = float(np.mean(correct)) if len(conf) else 0.0
+    return float(np.quantile(conf, 1.0 - acc)) if len(conf) else 0.5
+
+
+def label_free_estimates(probs: list[np.ndarray], thresholds: list[float]) -> dict[str, np.ndarray]:
+    """Per model (higher = predicted better), from its target probabilities only (no target labels)."""
+    preds = [p.argmax(axis=1) for p in probs]
+    n = len(probs)
+    agreement = [np.mean([np.mean(preds[i] == preds[j]) for j in range(n) if j != i]) if n > 1 else 0.0
+                 for i in range(n)]
+    entropy = [float(-(p * np.log(np.clip(p, 1e-12, 1))).sum(axis=1).mean()) for p in probs]
+    return {"rank": -np.arange(n, dtype=float),
+            "confidence": np.array([p.max(axis=1).mean() for p in probs]),
+            "atc": np.array([np.mean(p.max(axis=1) > t) for p, t in zip(probs, thresholds)]),
+            "agreement": np.array(agreement), "entropy": -np.array(entropy)}
+
+
+def champion_table(col: Collection, out_dir: str | Path, policy: str, k: int = 3) -> Any:
+    """Champion regret of every label-free estimator among the ``k`` sources ``policy`` selects.
+
+    Per target and seed: the regret is the accuracy of the best of the ``k`` tuned models (the
+    labelled choice) minus that of the estimator's choice, in points.
+    """
+    import pandas as pd
+
+    out_dir, rows = Path(out_dir), []
+    for target, group in col.truth.groupby("target", sort=True):
+        order = np.argsort(-closeness_for(col, group, policy), kind="stable")[:k]
+        chosen = group["source"].to_numpy()[order]
+        for seed in sorted(col.seed_pairs["seed"].unique()):
+            stems = [f"{s}.s{seed}.description" for s in chosen]
+            probs = [_softmax(np.load(out_dir / "pairs" / target / f"{st}.npy")) for st in stems]
+            accs = np.array([json.loads((out_dir / "pairs" / target / f"{st}.json").read_text())["accuracy"]
+                             for st in stems])
+            held = [json.loads((out_dir / "holdout" / f"{st}.json").read_text()) for st in stems]
+            est = label_free_estimates(probs, [atc_threshold(h["confidence"], h["correct"]) for h in held])
+            for name, values in est.items():
+                pick = int(np.argmax(values))
+                rows.append({"target": target, "seed": int(seed), "estimator": name, "champion": chosen[pick],
+                             "accuracy": accs[pick], "best": accs.max(), "regret": 100 * (accs.max() - accs[pick])})
+    return pd.DataFrame(rows)
+
+
+def champion_summary(table: Any, targets: list[str]) -> Any:
+    """Mean champion regret (points) per estimator over ``targets`` (and seeds), 95% CI over targets."""
+    import pandas as pd
+
+    from hubselect.benchmark.metrics import bootstrap_ci
+
+    rows = {}
+    for name, g in table[table["target"].isin(targets)].groupby("estimator", sort=False):
+        per_target = g.groupby("target")["regret"].mean().to_numpy()
+        lo, hi = bootstrap_ci(per_target, n_boot=1000)
+        rows[name] = {"champion_regret": float(per_target.mean()), "lo": lo, "hi": hi,
+                      "picks_best": float((g["regret"] == 0).mean())}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("estimator")
+
+
+# ------------------------------------------------------------------------------------------ driver
+
+
+def ranker_names() -> list[str]:
+    """Every ranker evaluated: baselines, divergence sets, labels alone, the grid, learned."""
+    return [*BASELINES, *(f"rank:{m}" for m in MEASURE_SETS), "labels", *grid_names(), "learned", "learned:logo"]
+
+
+def saving_at_k(col: Collection, matrix: dict, policy: str, k: int = 3) -> Any:
+    """End-to-end runtime saved per target by tuning ``policy``'s top ``k`` instead of every source.
+
+    Scoring cost: the cold cost of the representations and measures the policy reads
+    (:func:`hubselect.benchmark.run.score_seconds`), plus one embedded set (the target's texts)
+    when the balance distance is weighed without embedding measures. Pair costs are the
+    benchmark's tune + evaluate work at its median throughput.
+    """
+    import pandas as pd
+
+    from hubselect.benchmark.metrics import runtime_saving
+    from hubselect.benchmark.run import normalised_costs, score_seconds
+
+    parts = policy.split(":")
+    mset = parts[1] if parts[0] in ("combined", "rank") else "all"
+    used = measure_set(col, mset)
+    secs = score_seconds(matrix, {policy: used, "embed": [m for m in col.measures if col.kinds[m] == "embeddings"]},
+                         col.kinds)
+    balance = parts[0] == "combined" and float(parts[4][1:]) > 0 and mset == "terms"
+    truth = col.truth.assign(cost_seconds=normalised_costs(col.truth))
+    out = {}
+    for target, group in truth.groupby("target", sort=True):
+        extra = secs["embed"][target] / max(len(group) + 1, 1) if balance else 0.0
+        top = np.argsort(-closeness_for(col, group, policy), kind="stable")[:k]
+        out[target] = runtime_saving(secs[policy][target] + extra, group["cost_seconds"].to_numpy(float), top)
+    return pd.Series(out, name=f"saving@{k}")
+
+
+def analyse_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path, report_dir: str | Path) -> dict:
+    """Run every analysis of this module and write CSVs, the prior and ``trust.md`` to ``report_dir``."""
+    import pandas as pd
+
+    from hubselect.prior import build_prior, save_prior
+
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    col = load_collection(matrix, out_dir, groups_csv)
+    add_learned(col)
+    per_target = evaluate_rankers(col, ranker_names())
+    dev, test = summarise(per_target, col.dev), summarise(per_target, col.test)
+    choices = [*grid_names(), "learned", *(f"rank:{m}" for m in MEASURE_SETS), "labels"]
+    default = choose_default(dev, choices)
+    logo = default + ":logo" if default.startswith("combined:") else default
+    if logo != default:
+        extra = evaluate_rankers(col, [logo])
+        per_target = pd.concat([per_target, extra], ignore_index=True)
+        dev, test = summarise(per_target, col.dev), summarise(per_target, col.test)
+    rel = reliability(col)
+    champions = champion_table(col, out_dir, default)
+    champ_dev, champ_test = champion_summary(champions, col.dev), champion_summary(champions, col.test)
+    champion = str(champ_dev["champion_regret"].idxmin())
+    saving = saving_at_k(col, matrix, default)
+    revisions = {r["source"]: r["source_revision"] for t in matrix["targets"] if t["scored"] for r in t["pairs"]}
+    prior = build_prior(col.truth, revisions, description=f"{len(col.truth['target'].unique())} targets of "
+                        f"{out_dir} ({matrix['settings'].get('seeds', 1)} seeds)")
+    save_prior(prior, report_dir / "transfer_prior.json")
+    _write_tables(report_dir, col, per_target, dev, test, rel, champions, saving)
+    result = {"default": default, "default_logo": logo, "champion": champion, "dev": dev, "test": test,
+              "reliability": rel, "champion_dev": champ_dev, "champion_test": champ_test, "saving": saving,
+              "col": col, "per_target": per_target}
+    from hubselect.benchmark.trust_report import write_trust_report
+
+    write_trust_report(report_dir / "trust.md", result)
+    return result
+
+
+def _write_tables(report_dir: Path, col: Collection, per_target: Any, dev: Any, test: Any, rel: Any,
+                  champions: Any, saving: Any) -> None:
+    keep = ["target", "source", "seed", "accuracy", "macro_f1", "gain", "baseline_accuracy", "formulation",
+            "train_examples", "eval_n", *[c for c in col.seed_pairs.columns if c.startswith("d_")]]
+    seed_pairs = col.seed_pairs[keep].assign(target_group=col.seed_pairs["target"].map(col.groups),
+                                             source_group=col.seed_pairs["source"].map(col.groups))
+    seed_pairs.to_csv(report_dir / "pairs.csv", index=False, float_format="%.5g")
+    feats = ["target", "source", "accuracy", "accuracy_sd", "gain", "label_distance", "balance_distance",
+             "same_labels", "source_rows", "prior_loto", "prior_logo", "learned", "learned:logo"]
+    col.truth[feats].to_csv(report_dir / "truth_and_features.csv", index=False, float_format="%.5g")
+    per_target.to_csv(report_dir / "per_target_rankers.csv", index=False, float_format="%.4f")
+    dev.to_csv(report_dir / "summary_dev.csv", float_format="%.4f")
+    test.to_csv(report_dir / "summary_test.csv", float_format="%.4f")
+    rel.to_csv(report_dir / "reliability.csv", index=False, float_format="%.4f")
+    champions.to_csv(report_dir / "champions.csv", index=False, float_format="%.4f")
+    saving.rename_axis("target").to_csv(report_dir / "saving.csv", float_format="%.4f")

@@ -1,0 +1,89 @@
+"""The non-divergence signals of the ``combined`` selection policy, gathered for one target.
+
+* ``prior``: each candidate's mean gain on other targets in a benchmark
+  (:mod:`hubselect.prior`; ``--prior`` or the prior shipped with the package);
+* ``label_distance`` / ``balance_distance``: the candidate's label space against the target's
+  label *names* and its estimated class balance (:mod:`hubselect.represent.labels`). The
+  target's labelled examples are not read.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hubselect.errors import HubselectError
+from hubselect.hub.catalog import accepted
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_prior(ref: str) -> Path:
+    """The prior file of ``ref``: empty for the shipped default, a path, or ``runs:/<run id>``."""
+    from hubselect.prior import DEFAULT_PRIOR
+
+    if not ref:
+        return DEFAULT_PRIOR
+    if ref.startswith("runs:/"):
+        from hubselect.tracking import runs
+
+        return Path(runs.download(ref[len("runs:/"):].strip("/"))) / "transfer_prior.json"
+    return Path(ref)
+
+
+def prior_signal(catalog: dict, ref: str) -> dict[str, float]:
+    """``{candidate: prior value}``; unseen candidates get the prior's neutral value."""
+    from hubselect.prior import load_prior, prior_values
+
+    prior = load_prior(resolve_prior(ref))
+    values = prior_values(prior, {c["name"]: c.get("revision") for c in accepted(catalog)})
+    known = [n for n, (_, k) in values.items() if k]
+    logger.info("transfer prior knows %d of %d candidates%s", len(known), len(values),
+                f" ({', '.join(known)})" if known else "; the others get its neutral value")
+    return {n: v for n, (v, _) in values.items()}
+
+
+def _label_counts(entry: dict) -> dict[str, float]:
+    """A candidate's label counts keyed by label *name* (integer ids mapped through its names)."""
+    names = entry.get("label_names") or []
+    out = {}
+    for key, count in (entry.get("label_counts") or {}).items():
+        k = str(key)
+        out[names[int(k)] if k.isdigit() and int(k) < len(names) else k] = float(count)
+    return out
+
+
+def label_signals(catalog: dict, fetch_dir: Path, score_cfg: Any) -> dict[str, dict[str, float]]:
+    """``{"label_distance": {...}, "balance_distance": {...}}`` for every usable candidate.
+
+    Raises:
+        HubselectError: the target has no label names.
+    """
+    from hubselect.represent.labels import label_space_table
+    from hubselect.represent.store import Encoder, cached_embeddings
+    from hubselect.scoring import read_texts
+
+    target = catalog["target"]
+    names = target.get("label_names")
+    if not names:
+        raise HubselectError(f"the combined policy compares label spaces, and target '{target['name']}' has no label "
+                             "names: pass --label-names a,b,c, or give labels and balance weight 0 in --weights")
+    encoder = Encoder(score_cfg.embedding, score_cfg.device)
+    texts = read_texts(Path(fetch_dir) / target["score"]["sample"])
+    emb, _ = cached_embeddings(texts, target["revision"], encoder)
+    table = label_space_table(names, emb, {c["name"]: _label_counts(c) for c in accepted(catalog)}, encoder)
+    return {col: table[col].to_dict() for col in table.columns}
+
+
+def selection_signals(catalog: dict, fetch_dir: Path, score_cfg: Any, cfg: Any) -> dict[str, dict[str, float]] | None:
+    """Every signal ``cfg`` (a ``combined`` :class:`~hubselect.selection.SelectionConfig`) weighs."""
+    if cfg.policy != "combined":
+        return None
+    weights = cfg.weight_map()
+    out: dict[str, dict[str, float]] = {}
+    if weights["prior"] > 0:
+        out["prior"] = prior_signal(catalog, cfg.prior)
+    if weights["labels"] > 0 or weights["balance"] > 0:
+        out.update(label_signals(catalog, fetch_dir, score_cfg))
+    return out
