@@ -28,7 +28,12 @@ from hubselect.errors import HubselectError
 
 logger = logging.getLogger(__name__)
 
-CHAMPION_POLICIES = ("auto", "metric", "rank")
+#: Label-free champion estimators (:mod:`hubselect.labelfree`), usable without target labels.
+LABEL_FREE = ("confidence", "atc", "agreement", "entropy")
+#: What ``champion=auto`` uses when the target has no labelled split: the estimator with the lowest
+#: champion regret on the benchmark's dev targets (docs/results/collection/trust.md).
+LABEL_FREE_DEFAULT = "agreement"
+CHAMPION_POLICIES = ("auto", "metric", "rank", *LABEL_FREE)
 
 
 @dataclass(frozen=True)
@@ -41,8 +46,9 @@ class TransferConfig:
         label_template: Label description template, e.g. ``"This text is about {label}."``
             (empty = the default of :mod:`hubselect.zeroshot`).
         champion: ``metric`` (best target accuracy; needs an evaluation split), ``rank``
-            (top-ranked selected source) or ``auto`` (metric when the target has an
-            evaluation split, else rank).
+            (top-ranked selected source), a label-free estimator of :data:`LABEL_FREE`, or
+            ``auto`` (metric when the target has an evaluation split, else
+            :data:`LABEL_FREE_DEFAULT`).
         registered_model_name: Registry name (empty = ``hubselect-<target>``).
         require_eval: Fail when the target has no labelled evaluation split.
     """
@@ -296,6 +302,27 @@ def choose_champion(evaluation: dict | None, tuned: list[dict], policy: str) -> 
         return best, (f"best target accuracy {best['accuracy']:.4f} among {len(evaluation['pairs'])} tuned sources "
                       f"and the untuned baseline ({base['accuracy']:.4f})")
     return tuned[0], "top-ranked selected source (rank 1 of the selection); target labels not used"
+
+
+def champion_policy(cfg: TransferConfig, has_labels: bool) -> str:
+    """The champion policy ``cfg.champion`` resolves to (``auto``: metric with labels, else label-free)."""
+    if cfg.champion != "auto":
+        return cfg.champion
+    return "metric" if has_labels else LABEL_FREE_DEFAULT
+
+
+def pick_champion(evaluation: dict | None, tuned: list[dict], cfg: TransferConfig, catalog: dict,
+                  fetch_dir: Path) -> tuple[dict, str, str]:
+    """``(champion record, reason, policy)``; label-free policies never read the target's labels."""
+    from hubselect.labelfree import choose_label_free
+
+    policy = champion_policy(cfg, evaluation is not None)
+    if policy not in LABEL_FREE:
+        return (*choose_champion(evaluation, tuned, policy), policy)
+    champion, reason = choose_label_free(tuned, catalog, fetch_dir, cfg, policy)
+    if evaluation is not None:  # report its accuracy when the target happens to have labels
+        champion = next((p for p in evaluation["pairs"] if p["source"] == champion["source"]), champion)
+    return champion, reason, policy
 
 
 def runtime_accounting(evaluate_dir: Path, phase: Mapping[str, float], total: float) -> dict[str, float]:

@@ -38,7 +38,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from typing import Any, Mapping, Sequence
 
 import numpy as np

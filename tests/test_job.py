@@ -105,3 +105,23 @@ def test_bad_transfer_input_is_one_line_and_registers_nothing(tracking, tiny, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("hubselect: error: ") and message in err[0], err
     assert MlflowClient().search_registered_models() == []
+
+
+def test_unlabelled_target_gets_a_label_free_champion(tracking, tiny):
+    from mlflow.tracking import MlflowClient
+
+    from hubselect.transfer import LABEL_FREE_DEFAULT
+
+    assert main(job_args(tiny, "--eval-size", "0", "--label-names", "negative,positive")) == 0
+    champion = json.loads((artifacts(runs_of("register")[0]) / "champion.json").read_text())
+    assert champion["policy"] == LABEL_FREE_DEFAULT and "target labels not used" in champion["reason"]
+    assert champion["source"] in runs_of("register")[0].data.tags["hubselect.champion"]
+    version = MlflowClient().get_model_version_by_alias("hubselect-kitchen", "champion")
+    assert version.tags["hubselect.target"] == "kitchen"
+
+
+def test_atc_champion_on_a_labelled_target_reports_its_accuracy(tracking, tiny):
+    assert main(job_args(tiny, "--champion", "atc")) == 0
+    champion = json.loads((artifacts(runs_of("register")[0]) / "champion.json").read_text())
+    assert champion["policy"] == "atc" and 0 <= champion["accuracy"] <= 1
+    assert "highest atc" in champion["reason"]

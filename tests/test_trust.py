@@ -194,7 +194,7 @@ def test_grouped_predictions_never_train_on_the_held_out_fold():
 
 
 def test_atc_threshold_matches_the_held_out_accuracy():
-    from hubselect.benchmark.trust import atc_threshold
+    from hubselect.labelfree import atc_threshold
 
     conf = np.linspace(0.5, 1.0, 11)
     t = atc_threshold(conf, [1] * 8 + [0] * 3)  # accuracy 8/11
@@ -202,7 +202,7 @@ def test_atc_threshold_matches_the_held_out_accuracy():
 
 
 def test_label_free_estimates_prefer_the_confident_agreeing_model():
-    from hubselect.benchmark.trust import label_free_estimates
+    from hubselect.labelfree import label_free_estimates
 
     sure = np.array([[0.95, 0.05], [0.1, 0.9], [0.9, 0.1]])
     unsure = np.array([[0.55, 0.45], [0.45, 0.55], [0.4, 0.6]])

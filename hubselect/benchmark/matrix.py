@@ -306,7 +306,7 @@ def source_holdout(cfg: BenchmarkConfig, model: dict, entry: dict, fetch_dir: Pa
     import numpy as np
     import pandas as pd
 
-    from hubselect.evaluation import score_texts
+    from hubselect.labelfree import holdout_confidence
     from hubselect.training import holdout_indices
     from hubselect.zeroshot import load_classifier
 
@@ -315,23 +315,14 @@ def source_holdout(cfg: BenchmarkConfig, model: dict, entry: dict, fetch_dir: Pa
         return json.loads(path.read_text(encoding="utf-8"))
     frame = pd.read_parquet(fetch_dir / entry["sample"], columns=["text", "label"])
     idx = holdout_indices(len(frame), replace(cfg.transfer.finetune, seed=model["seed"]))
-    names = _source_labels(entry, frame)
-    clf = load_classifier(model["path"], names, descriptions=cfg.transfer.descriptions,
+    clf = load_classifier(model["path"], _source_labels(entry, frame), descriptions=cfg.transfer.descriptions,
                           max_length=cfg.transfer.finetune.max_length)
-    result, scores = score_texts(clf, frame["text"].iloc[idx].astype(str).tolist(), frame["label"].iloc[idx].tolist())
-    z = scores - scores.max(axis=1, keepdims=True)
-    prob = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
-    gold = [names.index(n) for n in _gold_list(frame["label"].iloc[idx].tolist(), names)]
-    record = {"accuracy": result.accuracy, "n": result.n, "confidence": prob.max(axis=1).round(5).tolist(),
-              "correct": (scores.argmax(axis=1) == np.array(gold)).astype(int).tolist()}
+    conf, correct = holdout_confidence(clf, frame["text"].iloc[idx].astype(str).tolist(),
+                                       frame["label"].iloc[idx].tolist())
+    record = {"accuracy": float(np.mean(correct)) if len(correct) else 0.0, "n": int(len(correct)),
+              "confidence": conf.round(5).tolist(), "correct": correct.tolist()}
     atomic_write_json(path, record)
     return record
-
-
-def _gold_list(labels: list, names: list[str]) -> list[str]:
-    from hubselect.evaluation import _gold_names
-
-    return _gold_names(labels, names)
 
 
 def _needed_models(cfg: BenchmarkConfig, scored: list[dict], sources: dict, seeds: list[int]) -> list[tuple]:

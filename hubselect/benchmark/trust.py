@@ -276,36 +276,6 @@ def reliability(col: Collection) -> Any:
 
 # ---------------------------------------------------------------------------------------- champion
 
-CHAMPION_ESTIMATORS = ("rank", "confidence", "atc", "agreement", "entropy")
-
-
-def _softmax(scores: np.ndarray) -> np.ndarray:
-    z = scores.astype(float) - scores.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def atc_threshold(confidence: Any, correct: Any) -> float:
-    """Average Thresholded Confidence (Garg et al. 2022): the threshold ``t`` with
-    ``mean(conf > t) = accuracy`` on a labelled held-out slice of the *source*."""
-    conf = np.asarray(confidence, dtype=float)
-    acc = float(np.mean(correct)) if len(conf) else 0.0
-    return float(np.quantile(conf, 1.0 - acc)) if len(conf) else 0.5
-
-
-def label_free_estimates(probs: list[np.ndarray], thresholds: list[float]) -> dict[str, np.ndarray]:
-    """Per model (higher = predicted better), from its target probabilities only (no target labels)."""
-    preds = [p.argmax(axis=1) for p in probs]
-    n = len(probs)
-    agreement = [np.mean([np.mean(preds[i] == preds[j]) for j in range(n) if j != i]) if n > 1 else 0.0
-                 for i in range(n)]
-    entropy = [float(-(p * np.log(np.clip(p, 1e-12, 1))).sum(axis=1).mean()) for p in probs]
-    return {"rank": -np.arange(n, dtype=float),
-            "confidence": np.array([p.max(axis=1).mean() for p in probs]),
-            "atc": np.array([np.mean(p.max(axis=1) > t) for p, t in zip(probs, thresholds)]),
-            "agreement": np.array(agreement), "entropy": -np.array(entropy)}
-
-
 def champion_table(col: Collection, out_dir: str | Path, policy: str, k: int = 3) -> Any:
     """Champion regret of every label-free estimator among the ``k`` sources ``policy`` selects.
 
@@ -314,13 +284,15 @@ def champion_table(col: Collection, out_dir: str | Path, policy: str, k: int = 3
     """
     import pandas as pd
 
+    from hubselect.labelfree import atc_threshold, label_free_estimates, softmax
+
     out_dir, rows = Path(out_dir), []
     for target, group in col.truth.groupby("target", sort=True):
         order = np.argsort(-closeness_for(col, group, policy), kind="stable")[:k]
         chosen = group["source"].to_numpy()[order]
         for seed in sorted(col.seed_pairs["seed"].unique()):
             stems = [f"{s}.s{seed}.description" for s in chosen]
-            probs = [_softmax(np.load(out_dir / "pairs" / target / f"{st}.npy")) for st in stems]
+            probs = [softmax(np.load(out_dir / "pairs" / target / f"{st}.npy")) for st in stems]
             accs = np.array([json.loads((out_dir / "pairs" / target / f"{st}.json").read_text())["accuracy"]
                              for st in stems])
             held = [json.loads((out_dir / "holdout" / f"{st}.json").read_text()) for st in stems]

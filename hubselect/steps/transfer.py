@@ -106,7 +106,7 @@ def run_register(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
                  evaluate_dir: Path | None = None, quiet: bool = False) -> StepOutput:
     """Log the champion with its MLflow flavour and register it with the alias ``champion``."""
     from hubselect.tracking import models, runs
-    from hubselect.transfer import choose_champion, target_label_names
+    from hubselect.transfer import pick_champion, target_label_names
 
     params = _params(fetch_cfg, score_cfg, select_cfg, cfg)
     with runs.step_run("register", params) as run:
@@ -117,8 +117,7 @@ def run_register(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
         evaluation = json.loads((evaluate_dir / "evaluation.json").read_text())
         evaluation = evaluation if evaluation.get("pairs") else None
         tuned = json.loads((finetune_dir / "tuned.json").read_text())["tuned"]
-        policy = cfg.champion if cfg.champion != "auto" else ("metric" if evaluation else "rank")
-        champion, reason = choose_champion(evaluation, tuned, policy)
+        champion, reason, policy = pick_champion(evaluation, tuned, cfg, catalog, fetch_dir)
         target = catalog["target"]
         examples = read_texts(fetch_dir / target["score"]["sample"])[:3]
         if champion["path"] is None:  # the untuned baseline won
