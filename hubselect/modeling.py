@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -149,4 +150,37 @@ def encode(
             out[idx] = pooled.cpu().numpy()
             if progress is not None:
                 progress(len(idx))
+    return out
+
+
+def average_weights(model_paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike) -> Path:
+    """Uniform weight average of models sharing one architecture ("model soup", Wortsman et al.
+    2022): ``theta = mean_i theta_i`` over every tensor of ``model.safetensors``.
+
+    The first folder's config, tokenizer and ``hubselect.json`` are copied beside the averaged
+    weights. Returns ``out_dir``.
+
+    Raises:
+        HubselectError: fewer than one folder, or folders whose tensors differ in names or shapes.
+    """
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    paths = [Path(p) for p in model_paths]
+    if not paths:
+        raise HubselectError("averaging needs at least one model folder")
+    states = [load_file(p / "model.safetensors") for p in paths]
+    first = states[0]
+    for p, state in zip(paths[1:], states[1:]):
+        if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):
+            raise HubselectError(f"model '{p}' does not share the architecture of '{paths[0]}': "
+                                 "only models tuned from the same base can be averaged")
+    averaged = {k: (sum(s[k].double() for s in states) / len(states)).to(first[k].dtype) for k in first}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for item in paths[0].iterdir():
+        if item.is_file() and item.name != "model.safetensors":
+            shutil.copy(item, out / item.name)
+    save_file(averaged, str(out / "model.safetensors"), metadata={"format": "pt"})
     return out

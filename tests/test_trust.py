@@ -231,3 +231,28 @@ def test_reliability_of_identical_seeds_is_perfect():
     assert rel["split_half_spearman"] == pytest.approx(1.0)
     assert rel["ceiling_regret@1"] == 0 and rel["seed_sd_points"] == 0
     assert json.loads(json.dumps(float(rel["reliability_sb"]))) == pytest.approx(1.0)
+
+
+def test_average_weights_of_a_model_with_itself_is_itself(tmp_path):
+    from safetensors.torch import load_file
+
+    from hubselect.modeling import average_weights
+
+    a = make_tiny_model(tmp_path / "a")
+    out = average_weights([a, a], tmp_path / "avg")
+    left, right = load_file(a / "model.safetensors"), load_file(out / "model.safetensors")
+    assert left.keys() == right.keys() and all((left[k] == right[k]).all() for k in left)
+    assert (out / "config.json").exists() and (out / "vocab.txt").exists()
+
+
+def test_average_weights_refuses_other_architectures(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from hubselect.modeling import average_weights
+
+    a, b = make_tiny_model(tmp_path / "a"), make_tiny_model(tmp_path / "b")
+    state = load_file(b / "model.safetensors")
+    state.pop(next(iter(state)))
+    save_file(state, str(b / "model.safetensors"))
+    with pytest.raises(HubselectError, match="does not share the architecture"):
+        average_weights([a, b], tmp_path / "avg")

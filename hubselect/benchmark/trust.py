@@ -379,6 +379,8 @@ def analyse_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path
     champ_dev, champ_test = champion_summary(champions, col.dev), champion_summary(champions, col.test)
     champion = str(champ_dev["champion_regret"].idxmin())
     saving = saving_at_k(col, matrix, default)
+    averaged = averaged_table(col, matrix, out_dir, default)
+    averaged.to_csv(report_dir / "averaged_model.csv", index=False, float_format="%.4f")
     revisions = {r["source"]: r["source_revision"] for t in matrix["targets"] if t["scored"] for r in t["pairs"]}
     prior = build_prior(col.truth, revisions, description=f"{len(col.truth['target'].unique())} targets of "
                         f"{out_dir} ({matrix['settings'].get('seeds', 1)} seeds)")
@@ -386,7 +388,7 @@ def analyse_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path
     _write_tables(report_dir, col, per_target, dev, test, rel, champions, saving)
     result = {"default": default, "default_logo": logo, "champion": champion, "dev": dev, "test": test,
               "reliability": rel, "champion_dev": champ_dev, "champion_test": champ_test, "saving": saving,
-              "col": col, "per_target": per_target}
+              "col": col, "per_target": per_target, "averaged": averaged}
     from hubselect.benchmark.trust_report import write_trust_report
 
     write_trust_report(report_dir / "trust.md", result)
@@ -409,3 +411,37 @@ def _write_tables(report_dir: Path, col: Collection, per_target: Any, dev: Any, 
     rel.to_csv(report_dir / "reliability.csv", index=False, float_format="%.4f")
     champions.to_csv(report_dir / "champions.csv", index=False, float_format="%.4f")
     saving.rename_axis("target").to_csv(report_dir / "saving.csv", float_format="%.4f")
+
+
+def averaged_table(col: Collection, matrix: dict, out_dir: str | Path, policy: str, k: int = 3) -> Any:
+    """Per target: the uniform weight average of the ``k`` selected sources' tuned encoders (seed
+    0) against the best of the ``k`` single models, their mean, and the untuned baseline."""
+    import tempfile
+
+    import pandas as pd
+
+    from hubselect.benchmark.matrix import _target_eval_data
+    from hubselect.cache import cache_dir
+    from hubselect.evaluation import score_texts
+    from hubselect.modeling import average_weights
+    from hubselect.zeroshot import load_classifier
+
+    s = matrix["settings"]
+    keys = {(p["source"], p["seed"]): p["key"] for r in matrix["targets"] if r["scored"] for p in r["pairs"]}
+    records = {r["target"]: r for r in matrix["targets"] if r["scored"]}
+    rows = []
+    for target, group in col.truth.groupby("target", sort=True):
+        order = np.argsort(-closeness_for(col, group, policy), kind="stable")[:k]
+        chosen = group["source"].to_numpy()[order]
+        seed = int(col.seed_pairs["seed"].min())
+        singles = col.seed_pairs.set_index(["target", "source", "seed"])["accuracy"]
+        accs = [float(singles[(target, src, seed)]) for src in chosen]
+        with tempfile.TemporaryDirectory(prefix="hubselect-soup-") as tmp:
+            soup = average_weights([cache_dir() / "models" / keys[(src, seed)] for src in chosen], tmp)
+            clf = load_classifier(soup, records[target]["label_names"], descriptions=s["label_template"] or None,
+                                  max_length=int(s["train_max_length"]))
+            result, _ = score_texts(clf, *_target_eval_data(Path(out_dir), records[target]))
+        rows.append({"target": target, "sources": ",".join(chosen), "averaged": result.accuracy,
+                     "best_single": max(accs), "mean_single": float(np.mean(accs)),
+                     "baseline": records[target]["baseline"]["accuracy"]})
+    return pd.DataFrame(rows)

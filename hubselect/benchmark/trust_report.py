@@ -88,6 +88,7 @@ def write_trust_report(path: str | Path, res: dict) -> Path:
         "| estimator | dev regret | test regret [CI] | test: picks the best |", "|---|---|---|---|",
         *[f"| {e} | {res['champion_dev'].loc[e, 'champion_regret']:.2f} | {r['champion_regret']:.2f} "
           f"[{r['lo']:.2f}, {r['hi']:.2f}] | {r['picks_best']:.0%} |" for e, r in res["champion_test"].iterrows()],
+        "", "## One averaged model instead of a choice", "", *_averaged_lines(res),
     ]
     path = Path(path)
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -103,4 +104,16 @@ def _group_lines(res: dict) -> list[str]:
         a, b = g[g["ranker"] == d], g[g["ranker"] == "strongest"]
         lines.append(f"| {group} | {len(a)} | {a['regret@3'].mean():.2f} | {b['regret@3'].mean():.2f} | "
                      f"{np.nanmean(a['spearman']):.2f} | {np.nanmean(b['spearman']):.2f} |")
+    return lines
+
+
+def _averaged_lines(res: dict) -> list[str]:
+    col, avg = res["col"], res["averaged"]
+    lines = ["Uniform weight average of the default's 3 tuned encoders (seed 0), mean accuracy over targets:", "",
+             "| targets | averaged | best single (labelled choice) | mean single | untuned baseline |",
+             "|---|---|---|---|---|"]
+    for name, targets in (("dev", col.dev), ("test", col.test)):
+        a = avg[avg["target"].isin(targets)]
+        lines.append(f"| {name} ({len(a)}) | {a['averaged'].mean():.4f} | {a['best_single'].mean():.4f} | "
+                     f"{a['mean_single'].mean():.4f} | {a['baseline'].mean():.4f} |")
     return lines
