@@ -286,10 +286,17 @@ def process_scratch() -> Path:
         if swept:
             logger.info("removed %d temporary folders and files left by killed hubselect processes", swept)
         path = root / token
-        path.mkdir(exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
         _SCRATCH[token] = path
-        atexit.register(shutil.rmtree, path, True)
+        atexit.register(_remove_scratch, path)
     return path
+
+
+def _remove_scratch(path: Path) -> None:
+    """Remove a scratch folder, and the shared root too when no other process uses it."""
+    shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(OSError):  # not empty: another process's folder is in it
+        path.parent.rmdir()
 
 
 def scratch_dir(prefix: str) -> Path:
