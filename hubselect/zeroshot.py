@@ -386,6 +386,7 @@ class DescriptionClassifier:
         path = os.fspath(model_path)
         self.tokenizer, self.encoder = load_encoder(ResolvedModel(path, path, "local"), device)
         self._label_emb: np.ndarray | None = None
+        self._by_descriptions: dict[tuple[str, ...], np.ndarray] = {}  # shared with relabel() copies
 
     def relabel(self, label_names: Sequence[str],
                 descriptions: str | Mapping[str, str] | None = None) -> "DescriptionClassifier":
@@ -403,9 +404,11 @@ class DescriptionClassifier:
         from hubselect.modeling import encode
 
         if self._label_emb is None:
-            texts = [self.descriptions[n] for n in self.label_names]
-            self._label_emb = encode(texts, self.tokenizer, self.encoder,
-                                     max_length=self.max_length)
+            texts = tuple(self.descriptions[n] for n in self.label_names)
+            if texts not in self._by_descriptions:  # targets sharing a label set share the pass
+                self._by_descriptions[texts] = encode(list(texts), self.tokenizer, self.encoder,
+                                                      max_length=self.max_length)
+            self._label_emb = self._by_descriptions[texts]
         return self._label_emb
 
     def scores(self, texts: Sequence[str], *, batch_size: int = 64,
