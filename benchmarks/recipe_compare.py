@@ -37,8 +37,7 @@ def describe(pairs, names: set[str]) -> dict:
             "split_half_spearman": float(np.nanmean(split)),
             "seed_sd_points": float(100 * p.groupby(["target", "source"])["accuracy"].std(ddof=1).mean()),
             "mean_accuracy": float(p["accuracy"].mean()),
-            "train_seconds_per_model": float(models["train_seconds"].mean()),
-            "train_examples": int(models["train_examples"].median())}
+            "train_seconds_per_model": float(models["train_seconds"].mean())}
 
 
 def main() -> None:
