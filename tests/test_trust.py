@@ -256,3 +256,37 @@ def test_average_weights_refuses_other_architectures(tmp_path):
     save_file(state, str(b / "model.safetensors"))
     with pytest.raises(HubselectError, match="does not share the architecture"):
         average_weights([a, b], tmp_path / "avg")
+
+
+# ------------------------------------------------------------------ the select step, end to end
+
+def _select(args):
+    from hubselect.cli import main
+    from test_pipeline import FAST, artifacts, runs_of
+
+    assert main(["select", "--target", "demo:kitchen", "--candidates", "demo", "--policy", "combined", *args,
+                 *FAST]) == 0
+    (run,) = runs_of("select")
+    return json.loads((artifacts(run) / "selection.json").read_text()), run
+
+
+def test_select_combined_reads_a_prior_file(tracking):
+    from hubselect.prior import save_prior
+
+    prior = {"format": "hubselect-transfer-prior", "version": 1, "neutral": 0.0, "description": "test",
+             "sources": {"news": {"revision": None, "mean_gain": 0.5, "targets": 3},
+                         "books": {"revision": None, "mean_gain": 0.0, "targets": 3}}}
+    path = save_prior(prior, tracking / "transfer_prior.json")
+    selection, run = _select(["--weights", "divergence=1,prior=5", "--prior", str(path), "--k", "1"])
+    assert selection["summary"]["selected_sources"] == ["news"]  # the prior outweighs the divergence
+    assert run.data.params["prior"] == str(path) and run.data.params["weights"] == "divergence=1,prior=5"
+    ranking = {r["candidate"]: r for r in selection["ranking"]}
+    assert ranking["news"]["prior"] == 0.5 and ranking["movies"]["prior"] == 0.0  # unseen: neutral
+
+
+def test_select_combined_puts_unrelated_label_spaces_last(tracking):
+    selection, _ = _select(["--weights", "labels=1", "--k", "4"])
+    ranking = selection["ranking"]
+    assert ranking[-1]["candidate"] == "news"  # world/sports/business against negative/positive
+    assert ranking[0]["label_distance"] == pytest.approx(0.0, abs=1e-6)
+    assert "news" not in selection["summary"]["selected_sources"]
