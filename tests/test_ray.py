@@ -27,7 +27,14 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module")
 def ray_session():
     """One Ray instance for the module: 2 CPUs, no GPU (what CI has)."""
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
+    for attempt in range(3):  # Ray gives its raylet 30 s to start: not always enough on a loaded 2-core box
+        try:
+            ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level="WARNING")
+            break
+        except Exception:  # noqa: BLE001 - "The current node timed out during startup"
+            ray.shutdown()
+            if attempt == 2:
+                raise
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers can't import tests/
     yield
     ray.shutdown()
