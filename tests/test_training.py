@@ -60,13 +60,13 @@ def test_label_normalisation_and_default_descriptions():
     assert normalize_label("sci-tech") == "sci tech"
     descs = label_descriptions(["world", "sci_tech"])
     assert descs == {"world": DEFAULT_TEMPLATE.format(label="world"),
-                     "sci_tech": DEFAULT_TEMPLATE.format(label="sci tech")}
-    assert "sci tech" in descs["sci_tech"] and "_" not in descs["sci_tech"]
+                     "sci_tech": DEFAULT_TEMPLATE.format(label="science technology")}  # readable words
+    assert "_" not in descs["sci_tech"]
 
 
 def test_description_overrides():
     assert label_descriptions(["pos", "neg"], "A {label} review.") == {
-        "pos": "A pos review.", "neg": "A neg review."}
+        "pos": "A positive review.", "neg": "A negative review."}
     descs = label_descriptions(["positive", "negative"], {"Positive": "I loved it."})
     assert descs["positive"] == "I loved it."
     assert descs["negative"] == DEFAULT_TEMPLATE.format(label="negative")
