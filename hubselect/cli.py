@@ -69,10 +69,10 @@ def _score_args(p: argparse.ArgumentParser) -> None:
 
 
 def _select_args(p: argparse.ArgumentParser) -> None:
-    from hubselect.selection import DEFAULT_MEASURES, DEFAULT_WEIGHTS, POLICIES
+    from hubselect.selection import DEFAULT_MEASURES, DEFAULT_WEIGHTS, POLICIES, SelectionConfig
 
     g = p.add_argument_group("selection (select)")
-    g.add_argument("--policy", default="rank", help=f"one of {', '.join(POLICIES)}")
+    g.add_argument("--policy", default=SelectionConfig.policy, help=f"one of {', '.join(POLICIES)}")
     g.add_argument("--k", type=int, default=3, help="sources to keep (topk, rank)")
     g.add_argument("--select-measures", default=DEFAULT_MEASURES, help="measures the policy ranks by")
     g.add_argument("--quantile", type=float, default=0.25, help="quantile policy: keep mean rank <= this quantile")
