@@ -236,6 +236,7 @@ def select(scores: Any, tuning_examples: Mapping[str, int], cfg: SelectionConfig
     total = int(table["tuning_examples"].sum())
     chosen = int(table.loc[keep.values, "tuning_examples"].sum())
     summary = {"policy": cfg.policy, "k": cfg.k, "measures": used, "candidates": n,
+               "weights": cfg.weights if cfg.policy == "combined" else "",
                "selected": int(keep.sum()), "pruned": int(n - keep.sum()),
                "pruned_fraction": float((n - keep.sum()) / n),
                "selected_sources": [str(c) for c in table.index[keep.values]],

@@ -67,7 +67,7 @@ def test_fetch_score_select_log_runs_and_artifacts(tracking):
     assert selection["ranking"][0]["candidate"] == "appliances"
     assert selection["ranking"][-1]["candidate"] == "news"
     assert (out / "plots" / "scores_per_candidate.png").stat().st_size > 1000
-    assert run.data.metrics["selected"] == 2 and run.data.params["policy"] == "rank"
+    assert run.data.metrics["selected"] == 2 and run.data.params["policy"] == "combined"
     assert {i.dataset.name for i in run.inputs.dataset_inputs} >= {"kitchen", "appliances", "news"}
 
 

@@ -290,3 +290,10 @@ def test_select_combined_puts_unrelated_label_spaces_last(tracking):
     assert ranking[-1]["candidate"] == "news"  # world/sports/business against negative/positive
     assert ranking[0]["label_distance"] == pytest.approx(0.0, abs=1e-6)
     assert "news" not in selection["summary"]["selected_sources"]
+
+
+def test_select_without_target_label_names_leaves_the_label_signals_out(tracking, caplog):
+    selection, _ = _select(["--eval-size", "0", "--k", "2"])
+    assert selection["summary"]["weights"] == "divergence=1,prior=1"
+    assert "label_distance" not in selection["ranking"][0]
+    assert any("has no label names: the label signals are left out" in r.message for r in caplog.records)

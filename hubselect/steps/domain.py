@@ -121,8 +121,9 @@ def _select_into(catalog: dict, fetch_dir: Path, scores: Any, cfg: SelectionConf
     from hubselect.plots import scores_per_candidate
 
     sizes = {c["name"]: c["n"] for c in accepted(catalog)}
-    from hubselect.steps.signals import selection_signals
+    from hubselect.steps.signals import selection_signals, without_label_signals
 
+    cfg = without_label_signals(cfg, catalog)
     predicted = learned_predictions(cfg.learned_model, catalog, fetch_dir, scores) if cfg.policy == "learned" else None
     selection = select(scores, sizes, cfg, predicted, selection_signals(catalog, fetch_dir, score_cfg, cfg))
     out.mkdir(parents=True, exist_ok=True)

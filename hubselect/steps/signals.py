@@ -76,6 +76,26 @@ def label_signals(catalog: dict, fetch_dir: Path, score_cfg: Any) -> dict[str, d
     return {col: table[col].to_dict() for col in table.columns}
 
 
+def without_label_signals(cfg: Any, catalog: dict) -> Any:
+    """``cfg`` with the label weights set to 0 when the target has no label names (with a warning).
+
+    Selection can still run on divergence and the prior; classifying the target zero-shot later
+    needs the names anyway, and that step says so.
+    """
+    from dataclasses import replace
+
+    weights = cfg.weight_map() if cfg.policy == "combined" else {}
+    if catalog["target"].get("label_names") or not (weights.get("labels") or weights.get("balance")):
+        return cfg
+    kept = {k: v for k, v in weights.items() if k not in ("labels", "balance") and v > 0}
+    if not kept:
+        raise HubselectError(f"--weights '{cfg.weights}' weighs only label signals, and target "
+                             f"'{catalog['target']['name']}' has no label names: pass --label-names a,b,c")
+    logger.warning("target '%s' has no label names: the label signals are left out of the combined policy "
+                   "(pass --label-names a,b,c to use them)", catalog["target"]["name"])
+    return replace(cfg, weights=",".join(f"{k}={v:g}" for k, v in kept.items()))
+
+
 def selection_signals(catalog: dict, fetch_dir: Path, score_cfg: Any, cfg: Any) -> dict[str, dict[str, float]] | None:
     """Every signal ``cfg`` (a ``combined`` :class:`~hubselect.selection.SelectionConfig`) weighs."""
     if cfg.policy != "combined":
