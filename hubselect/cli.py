@@ -142,13 +142,22 @@ def score_config(a: argparse.Namespace):
 
 
 def select_config(a: argparse.Namespace):
+    from dataclasses import replace
+
     from hubselect.selection import SelectionConfig
 
     from hubselect.divergence import resolve_measures
 
+    from hubselect.divergence import GROUPS
+
     cfg = SelectionConfig(a.policy, a.k, a.select_measures, a.quantile, a.budget_examples, a.learned_model,
                           a.weights, a.prior)
     scored = [spec.name for spec in resolve_measures(a.measures)]
+    if all(t.strip() in GROUPS for t in a.select_measures.split(",") if t.strip()):
+        # a group ("all", "terms", "embeddings") means its measures that the score step computes
+        within = [name for name in cfg.measure_names() if name in scored]
+        if within:
+            return replace(cfg, measures=",".join(within))
     missing = [name for name in cfg.measure_names() if name not in scored]
     if missing:
         raise HubselectError(f"--select-measures names '{missing[0]}', which --measures does not compute "

@@ -297,3 +297,11 @@ def test_select_without_target_label_names_leaves_the_label_signals_out(tracking
     assert selection["summary"]["weights"] == "divergence=1,prior=1"
     assert "label_distance" not in selection["ranking"][0]
     assert any("has no label names: the label signals are left out" in r.message for r in caplog.records)
+
+
+def test_default_select_measures_are_the_computed_ones(tracking):
+    from hubselect.divergence import resolve_measures
+
+    selection, run = _select(["--measures", "terms", "--k", "2"])
+    terms = [s.name for s in resolve_measures("terms")]
+    assert selection["summary"]["measures"] == terms and run.data.params["select_measures"] == ",".join(terms)
