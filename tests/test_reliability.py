@@ -284,13 +284,16 @@ def test_sigterm_and_sigint_mark_runs_killed_and_clean_up(tmp_path, tiny, sig, r
     cache, db = tmp_path / "cache", tmp_path / "mlflow.db"
     proc = start_job(tmp_path, cache, tiny)
     wait_for_step(proc, db, "finetune")
-    time.sleep(1.0)  # inside the tuning
+    time.sleep(0.2)  # in the tuning, or (on an idle machine, where the tiny model tunes in under a second) just after
     proc.send_signal(sig)
     assert proc.wait(timeout=120) == rc, proc.stderr.read()[-1500:]
     err = proc.stderr.read()
     assert "Traceback" not in err, err[-1500:]
-    status = {r.data.tags.get("hubselect.step"): r.info.status for r in all_runs(db)}
-    assert status["main"] == status["finetune"] == "KILLED" and status["select"] == "FINISHED"
+    runs = all_runs(db)
+    status = {r.data.tags.get("hubselect.step"): r.info.status for r in runs}
+    assert status["main"] == "KILLED" and status["select"] == "FINISHED"
+    assert [s for s in ("finetune", "evaluate", "register") if status.get(s) == "KILLED"] in (["finetune"], ["evaluate"])
+    assert "RUNNING" not in {r.info.status for r in runs}
     assert leftovers(tmp_path / "tmp") == [] and cache_temporaries(cache) == []
 
 
