@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
 import numpy as np
@@ -134,7 +134,7 @@ def evaluate(
     if len(texts) != len(labels):
         raise HubselectError(f"the target has {len(texts)} texts but {len(labels)} labels: "
                              "give one gold label per text")
-    gold = _gold_names(labels, names)
+    _gold_names(labels, names)  # unknown gold labels fail before the model is loaded
     path = _model_path(model)
     classifier = load_classifier(path, names, descriptions=descriptions, mapping=mapping,
                                  device=device, max_length=max_length)
@@ -146,34 +146,29 @@ def evaluate(
         task = bar.add_task(f"evaluating {os.path.basename(path)}", total=len(texts))
         bar.start()
     try:
-        started = time.perf_counter()
         advance = (lambda k: bar.update(task, advance=k)) if bar is not None else None
-        scores = classifier.scores(texts, batch_size=batch_size, progress=advance)
-        seconds = time.perf_counter() - started
+        result, _ = score_texts(classifier, texts, labels, batch_size=batch_size, progress=advance)
     finally:
         if bar is not None:
             bar.stop()
-    predicted = [names[i] for i in scores.argmax(axis=1)]
-    accuracy, macro_f1, per_class = classification_metrics(gold, predicted, names)
     logger.info("%s on %d target texts: accuracy %.4f, macro-F1 %.4f",
-                os.path.basename(path), len(texts), accuracy, macro_f1)
-    return EvalResult(accuracy=accuracy, macro_f1=macro_f1, per_class=per_class,
-                      n=len(texts), seconds=seconds,
-                      examples_per_second=len(texts) / seconds if seconds > 0 else 0.0,
-                      formulation=classifier.formulation, model=path, predictions=predicted)
+                os.path.basename(path), len(texts), result.accuracy, result.macro_f1)
+    return replace(result, model=path)
 
 
 def score_texts(classifier: Any, texts: Sequence[str], labels: Sequence[str | int], *,
-                batch_size: int = 64) -> tuple[EvalResult, np.ndarray]:
+                batch_size: int = 64, progress: Any = None) -> tuple[EvalResult, np.ndarray]:
     """Score ``texts`` with a loaded classifier; return the result and the raw scores.
 
     The scores (texts x the classifier's labels) let label-free statistics (confidence,
     entropy, agreement between models) be computed later without running the model again.
+    ``progress`` is an optional ``advance(n)`` called after each batch. ``model`` of the result
+    is empty (the classifier does not know its folder).
     """
     names = list(classifier.label_names)
     gold = _gold_names(labels, names)
     started = time.perf_counter()
-    scores = classifier.scores([str(t) for t in texts], batch_size=batch_size)
+    scores = classifier.scores([str(t) for t in texts], batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - started
     predicted = [names[i] for i in scores.argmax(axis=1)]
     accuracy, macro_f1, per_class = classification_metrics(gold, predicted, names)

@@ -58,18 +58,11 @@ def label_free_estimates(probs: list[np.ndarray], thresholds: Sequence[float]) -
 
 def holdout_confidence(classifier: Any, texts: Sequence[str], labels: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """``(confidence, correct)`` of a loaded classifier on a labelled slice (source labels)."""
-    from hubselect.evaluation import score_texts
+    from hubselect.evaluation import _gold_names, score_texts
 
     result, scores = score_texts(classifier, texts, labels)
-    names = list(classifier.label_names)
-    gold = np.array([names.index(p) for p in _gold(labels, names)])
-    return softmax(scores).max(axis=1), (scores.argmax(axis=1) == gold).astype(int)
-
-
-def _gold(labels: Sequence[Any], names: list[str]) -> list[str]:
-    from hubselect.evaluation import _gold_names
-
-    return _gold_names(labels, names)
+    gold = _gold_names(labels, list(classifier.label_names))
+    return softmax(scores).max(axis=1), (np.array(result.predictions) == np.array(gold)).astype(int)
 
 
 def choose_label_free(tuned: list[dict], catalog: dict, fetch_dir: Path, cfg: Any, estimator: str) -> tuple[dict, str]:

@@ -325,31 +325,37 @@ def source_holdout(cfg: BenchmarkConfig, model: dict, entry: dict, fetch_dir: Pa
     return record
 
 
-def _needed_models(cfg: BenchmarkConfig, scored: list[dict], sources: dict, seeds: list[int]) -> list[tuple]:
-    """(source, seed, formulation) triples some scored target needs, in a stable order."""
+def _labels_of_sources(sources: dict[str, tuple[dict, Path]]) -> dict[str, list[str]]:
+    """Each source's label names (read once from its sample when the catalog has none)."""
     import pandas as pd
 
+    return {name: _source_labels(entry, pd.read_parquet(fetch_dir / entry["sample"], columns=["label"]))
+            for name, (entry, fetch_dir) in sources.items()}
+
+
+def _served(cfg: BenchmarkConfig, scored: list[dict], name: str, labels: list[str], form: str) -> list[dict]:
+    """The scored targets a model of source ``name`` tuned with formulation ``form`` is evaluated on."""
+    return [r for r in scored if r["target"] != name and name in r["scores"]
+            and _formulation(cfg, labels, r["label_names"]) == form]
+
+
+def _needed_models(cfg: BenchmarkConfig, scored: list[dict], labels: dict[str, list[str]],
+                   seeds: list[int]) -> list[tuple]:
+    """(source, seed, formulation) triples some scored target needs, in a stable order."""
     need = []
-    for name, (entry, fetch_dir) in sources.items():
-        labels = _source_labels(entry, pd.read_parquet(fetch_dir / entry["sample"], columns=["label"]))
-        forms = sorted({_formulation(cfg, labels, rec["label_names"]) for rec in scored if rec["target"] != name})
+    for name, source_labels in labels.items():
+        forms = sorted({_formulation(cfg, source_labels, rec["label_names"]) for rec in scored if rec["target"] != name})
         need += [(name, seed, form) for seed in seeds for form in forms]
     return need
 
 
-def _assemble(rec: dict, models: list[dict], evals: dict[tuple, dict], baseline: dict, cfg: BenchmarkConfig,
-              sources: dict) -> dict:
-    import pandas as pd
-
+def _assemble(rec: dict, models: list[dict], evals: dict[tuple, dict], baseline: dict) -> dict:
+    """A target's record: its pairs are the models evaluated on it (one per source, seed)."""
     pairs = []
     for m in models:
-        if m["source"] == rec["target"] or m["source"] not in rec["scores"]:
+        r = evals[(m["source"], m["seed"], m["formulation"])].get(rec["target"])
+        if r is None:  # the target itself, a refused candidate, or another formulation
             continue
-        entry, fetch_dir = sources[m["source"]]
-        labels = _source_labels(entry, pd.read_parquet(fetch_dir / entry["sample"], columns=["label"]))
-        if _formulation(cfg, labels, rec["label_names"]) != m["formulation"]:
-            continue
-        r = evals[(m["source"], m["seed"], m["formulation"])][rec["target"]]
         pairs.append({"source": m["source"], "source_revision": m["source_revision"], "seed": m["seed"],
                       "formulation": m["formulation"], "key": m["key"], "accuracy": r["accuracy"],
                       "macro_f1": r["macro_f1"], "gain": r["accuracy"] - baseline["accuracy"],
@@ -396,7 +402,8 @@ def build_matrix(cfg: BenchmarkConfig, out_dir: str | Path, *, quiet: bool = Tru
     settings = settings_of(cfg, tasks)
     check_resume(out_dir, settings)
     shard, shards = cfg.shard
-    rotated = tasks[shard::shards] + [t for t in tasks if t not in tasks[shard::shards]]
+    mine = tasks[shard::shards]
+    rotated = mine + [t for t in tasks if t not in mine]
     done = {}
     for i, task in enumerate(rotated, 1):
         done[task["name"]] = prepare_target(cfg, task, tasks, out_dir)
@@ -408,14 +415,15 @@ def build_matrix(cfg: BenchmarkConfig, out_dir: str | Path, *, quiet: bool = Tru
                              f"(unlabelled: {', '.join(r['target'] for r in prepared if not r['scored'])}): "
                              f"a benchmark needs {MIN_TASKS}")
     sources = _source_entries(out_dir, prepared)
+    labels = _labels_of_sources(sources)
     seeds = [cfg.transfer.finetune.seed + i for i in range(cfg.seeds)]
     baseline = evaluate_model(cfg, None, scored, out_dir)
     models, evals = [], {}
-    needed = _needed_models(cfg, scored, sources, seeds)[shard::shards]
+    needed = _needed_models(cfg, scored, labels, seeds)[shard::shards]
     for i, (name, seed, form) in enumerate(needed, 1):
         entry, fetch_dir = sources[name]
         model = tune_source(cfg, entry, fetch_dir, seed, form, quiet=quiet)
-        serves = [r for r in scored if r["target"] != name and name in r["scores"]]
+        serves = _served(cfg, scored, name, labels[name], form)
         evals[(name, seed, form)] = evaluate_model(cfg, model, serves, out_dir)
         if form == "description":
             source_holdout(cfg, model, entry, fetch_dir, out_dir)
@@ -429,7 +437,7 @@ def build_matrix(cfg: BenchmarkConfig, out_dir: str | Path, *, quiet: bool = Tru
     for rec in prepared:
         path = out_dir / "targets" / f"{rec['target']}.json"
         resumed = path.exists()
-        record = _assemble(rec, models, evals, baseline[rec["target"]], cfg, sources) if rec["scored"] else rec
+        record = _assemble(rec, models, evals, baseline[rec["target"]]) if rec["scored"] else rec
         atomic_write_json(path, record)
         records.append(record)
         if on_target:

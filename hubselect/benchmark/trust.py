@@ -169,6 +169,13 @@ def closeness_for(col: Collection, group: Any, name: str) -> np.ndarray:
     raise KeyError(f"unknown ranker {name}")
 
 
+def top_sources(col: Collection, group: Any, policy: str, k: int) -> np.ndarray:
+    """The ``k`` sources ``policy`` selects for one target's candidates ``group`` (best first)."""
+    from hubselect.benchmark.metrics import top_k
+
+    return group["source"].to_numpy()[top_k(closeness_for(col, group, policy), k)]
+
+
 def target_scores(closeness: np.ndarray, accuracy: np.ndarray) -> dict[str, float]:
     from hubselect.benchmark.metrics import regret_at_k, spearman
 
@@ -287,14 +294,13 @@ def champion_table(col: Collection, out_dir: str | Path, policy: str, k: int = 3
     from hubselect.labelfree import atc_threshold, label_free_estimates, softmax
 
     out_dir, rows = Path(out_dir), []
+    accuracy = col.seed_pairs.set_index(["target", "source", "seed"])["accuracy"]
     for target, group in col.truth.groupby("target", sort=True):
-        order = np.argsort(-closeness_for(col, group, policy), kind="stable")[:k]
-        chosen = group["source"].to_numpy()[order]
+        chosen = top_sources(col, group, policy, k)
         for seed in sorted(col.seed_pairs["seed"].unique()):
             stems = [f"{s}.s{seed}.description" for s in chosen]
             probs = [softmax(np.load(out_dir / "pairs" / target / f"{st}.npy")) for st in stems]
-            accs = np.array([json.loads((out_dir / "pairs" / target / f"{st}.json").read_text())["accuracy"]
-                             for st in stems])
+            accs = np.array([accuracy[(target, s, seed)] for s in chosen])
             held = [json.loads((out_dir / "holdout" / f"{st}.json").read_text()) for st in stems]
             est = label_free_estimates(probs, [atc_threshold(h["confidence"], h["correct"]) for h in held])
             for name, values in est.items():
@@ -337,7 +343,7 @@ def saving_at_k(col: Collection, matrix: dict, policy: str, k: int = 3) -> Any:
     """
     import pandas as pd
 
-    from hubselect.benchmark.metrics import runtime_saving
+    from hubselect.benchmark.metrics import runtime_saving, top_k
     from hubselect.benchmark.run import normalised_costs, score_seconds
 
     parts = policy.split(":")
@@ -350,7 +356,7 @@ def saving_at_k(col: Collection, matrix: dict, policy: str, k: int = 3) -> Any:
     out = {}
     for target, group in truth.groupby("target", sort=True):
         extra = secs["embed"][target] / max(len(group) + 1, 1) if balance else 0.0
-        top = np.argsort(-closeness_for(col, group, policy), kind="stable")[:k]
+        top = top_k(closeness_for(col, group, policy), k)
         out[target] = runtime_saving(secs[policy][target] + extra, group["cost_seconds"].to_numpy(float), top)
     return pd.Series(out, name=f"saving@{k}")
 
@@ -430,11 +436,10 @@ def averaged_table(col: Collection, matrix: dict, out_dir: str | Path, policy: s
     keys = {(p["source"], p["seed"]): p["key"] for r in matrix["targets"] if r["scored"] for p in r["pairs"]}
     records = {r["target"]: r for r in matrix["targets"] if r["scored"]}
     rows = []
+    seed = int(col.seed_pairs["seed"].min())
+    singles = col.seed_pairs.set_index(["target", "source", "seed"])["accuracy"]
     for target, group in col.truth.groupby("target", sort=True):
-        order = np.argsort(-closeness_for(col, group, policy), kind="stable")[:k]
-        chosen = group["source"].to_numpy()[order]
-        seed = int(col.seed_pairs["seed"].min())
-        singles = col.seed_pairs.set_index(["target", "source", "seed"])["accuracy"]
+        chosen = top_sources(col, group, policy, k)
         accs = [float(singles[(target, src, seed)]) for src in chosen]
         with tempfile.TemporaryDirectory(prefix="hubselect-soup-") as tmp:
             soup = average_weights([cache_dir() / "models" / keys[(src, seed)] for src in chosen], tmp)
