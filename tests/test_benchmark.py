@@ -15,7 +15,7 @@ import pytest
 
 from hubselect.errors import HubselectError
 from modelkit import make_tiny_model
-from test_pipeline import runs_of
+from helpers import runs_of
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from hubselect.cli import main
 from hubstandin import _card, _write_repo
-from test_pipeline import FETCH_FAST, artifacts, runs_of
+from helpers import FETCH_FAST, artifacts, runs_of
 
 N_REPOS = 1050
 

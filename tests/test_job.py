@@ -13,7 +13,7 @@ import time
 import pytest
 
 from hubselect.cli import main
-from test_pipeline import artifacts, runs_of
+from helpers import artifacts, runs_of
 from modelkit import make_tiny_model
 
 

@@ -12,26 +12,7 @@ import pytest
 
 from hubselect.cli import main
 from hubselect.hub.demo import ensure_demo_catalog
-
-FETCH_FAST = ["--quiet", "--sample-size", "120", "--target-sample-size", "120"]
-FAST = [*FETCH_FAST, "--embed-examples", "24", "--max-length", "32"]
-
-
-def fast(command: str) -> list[str]:
-    return FETCH_FAST if command == "fetch" else FAST
-
-
-def runs_of(step: str) -> list:
-    import mlflow
-
-    return mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.`hubselect.step` = '{step}'",
-                              output_format="list")
-
-
-def artifacts(run) -> Path:
-    import mlflow
-
-    return Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id))
+from helpers import FAST, FETCH_FAST, artifacts, fast, runs_of
 
 
 def labelled_copy(dst: Path, *, labels: str) -> Path:

@@ -133,7 +133,7 @@ def _job_results(tracking, monkeypatch, tiny: str, engine: str) -> dict:
     from mlflow.tracking import MlflowClient
 
     from hubselect.cli import main
-    from test_pipeline import artifacts
+    from helpers import artifacts
 
     monkeypatch.setenv("HUBSELECT_CACHE_DIR", str(tracking / f"cache-{engine}"))
     assert main(_job(tiny, "--engine", engine, "--experiment", f"engine-{engine}")) == 0

@@ -23,7 +23,7 @@ import pytest
 import hubselect
 from hubselect.cli import main
 from modelkit import NAMES, make_tiny_model, toy_data
-from test_pipeline import artifacts, runs_of
+from helpers import artifacts, runs_of
 
 ROOT = Path(hubselect.__file__).resolve().parent.parent  # what child processes import
 

@@ -262,7 +262,7 @@ def test_average_weights_refuses_other_architectures(tmp_path):
 
 def _select(args):
     from hubselect.cli import main
-    from test_pipeline import FAST, artifacts, runs_of
+    from helpers import FAST, artifacts, runs_of
 
     assert main(["select", "--target", "demo:kitchen", "--candidates", "demo", "--policy", "combined", *args,
                  *FAST]) == 0
