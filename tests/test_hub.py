@@ -285,3 +285,38 @@ def test_offline_rerun_reads_the_pinned_commit_from_the_cache(hub_endpoint, tmp_
         "HF_HUB_OFFLINE=1 is set and the datasets cache has no copy of dataset 'acme/sentiment' "
         f"at commit {main.sha[:12]} (only splits loaded once online with streaming off are "
         "cached): unset HF_HUB_OFFLINE, or use a local path")
+
+
+def _hub_exception(cls: type, status: int) -> BaseException:
+    import httpx2
+
+    return cls("boom", response=httpx2.Response(status, request=httpx2.Request("GET", "http://hub.invalid")))
+
+
+def _caused_by(cause: BaseException) -> BaseException:
+    try:
+        raise RuntimeError("wrapper") from cause
+    except RuntimeError as exc:
+        return exc
+
+
+@pytest.mark.parametrize("name, make, kind, message", [
+    ("gated", lambda e: _hub_exception(e.GatedRepoError, 401), TaskRejected, "is gated on the Hub at"),
+    ("revision", lambda e: _hub_exception(e.RevisionNotFoundError, 404), HubselectError, "revision 'v9' of"),
+    ("missing", lambda e: _hub_exception(e.RepositoryNotFoundError, 404), HubselectError, "was not found on the Hub"),
+    ("disabled", lambda e: _hub_exception(e.DisabledRepoError, 403), TaskRejected, "is disabled on the Hub"),
+    ("refused", lambda e: _hub_exception(e.HfHubHTTPError, 403), TaskRejected, "refused access to dataset 'acme/x' (HTTP 403)"),
+    ("server", lambda e: _hub_exception(e.HfHubHTTPError, 500), HubselectError, "answered HTTP 500 for dataset"),
+    ("split", lambda e: ValueError("Bad split: nope"), TaskRejected, "dataset 'acme/x': Bad split: nope"),
+    ("script", lambda e: RuntimeError("Dataset scripts are no longer supported"), TaskRejected, "script"),
+])
+def test_translate_hub_error_maps_each_kind_through_the_cause_chain(name, make, kind, message):
+    from huggingface_hub import errors
+
+    out = hf.translate_hub_error(_caused_by(make(errors)), "acme/x", "v9")
+    assert type(out) is kind, name
+    assert message in str(out) and "\n" not in str(out), name
+
+
+def test_translate_hub_error_leaves_other_errors_alone():
+    assert hf.translate_hub_error(_caused_by(KeyError("label"))) is None

@@ -160,6 +160,10 @@ def translate_hub_error(
 ) -> HubselectError | None:
     """Map an exception from huggingface_hub/datasets to a one-line error, or ``None``.
 
+    The checks run in order: repository state (gated, missing revision or repository, disabled,
+    refused access), then the network (unreachable, other HTTP answers), then the message of
+    a ``datasets`` error.
+
     Args:
         exc: the exception raised by a Hub call (its ``__cause__`` chain is searched too).
         repo_id: the dataset the call was about, for the message.
@@ -169,6 +173,27 @@ def translate_hub_error(
         A :class:`HubselectError` (a :class:`TaskRejected` for a problem with this one
         dataset), or ``None`` when ``exc`` is not a Hub error and should propagate as it is.
     """
+    chain = _chain(exc)
+    endpoint = hub_endpoint()
+    name = f"dataset '{repo_id}'" if repo_id else "the dataset"
+    return (_repository_error(chain, name, revision, endpoint)
+            or _network_error(chain, name, endpoint)
+            or _datasets_error(chain, name, repo_id, revision))
+
+
+def _first(chain: list[BaseException], types: Any) -> Any:
+    """The first exception of ``chain`` that is one of ``types``, or ``None``."""
+    return next((e for e in chain if isinstance(e, types)), None)
+
+
+def _datasets_not_found(chain: list[BaseException], phrase: str) -> bool:
+    """Whether a ``datasets`` ``DatasetNotFoundError`` in ``chain`` says ``phrase``."""
+    return any(phrase in str(e) for e in chain if type(e).__name__ == "DatasetNotFoundError")
+
+
+def _repository_error(chain: list[BaseException], name: str, revision: str | None,
+                      endpoint: str) -> HubselectError | None:
+    """Gated, missing (revision or repository), disabled, or refused (HTTP 401/403)."""
     from huggingface_hub.errors import (
         DisabledRepoError,
         GatedRepoError,
@@ -177,52 +202,53 @@ def translate_hub_error(
         RevisionNotFoundError,
     )
 
-    chain = _chain(exc)
-    endpoint = hub_endpoint()
-    name = f"dataset '{repo_id}'" if repo_id else "the dataset"
-
-    def find(types):
-        return next((e for e in chain if isinstance(e, types)), None)
-
-    if find(GatedRepoError) is not None or any(
-        "is a gated dataset" in str(e) for e in chain if type(e).__name__ == "DatasetNotFoundError"
-    ):
+    if _first(chain, GatedRepoError) is not None or _datasets_not_found(chain, "is a gated dataset"):
         return TaskRejected(
             f"{name} is gated on the Hub at {endpoint}: accept its conditions on its dataset page "
             "and log in (hf auth login or HF_TOKEN), or choose another dataset"
         )
-    if find(RevisionNotFoundError) is not None:
+    if _first(chain, RevisionNotFoundError) is not None:
         return HubselectError(
             f"revision '{revision}' of {name} was not found on the Hub at {endpoint}: check the "
             "branch, tag or commit sha"
         )
-    if find(RepositoryNotFoundError) is not None or any(
-        "doesn't exist on the Hub" in str(e)
-        for e in chain
-        if type(e).__name__ == "DatasetNotFoundError"
-    ):
+    if _first(chain, RepositoryNotFoundError) is not None or _datasets_not_found(chain, "doesn't exist on the Hub"):
         return HubselectError(
             f"{name} was not found on the Hub at {endpoint}: check the name, or pass a local "
             "folder/file path"
         )
-    if find(DisabledRepoError) is not None:
+    if _first(chain, DisabledRepoError) is not None:
         return TaskRejected(f"{name} is disabled on the Hub at {endpoint}")
-    http = find(HfHubHTTPError)
+    http = _first(chain, HfHubHTTPError)
     if http is not None and http.response is not None and http.response.status_code in (401, 403):
         return TaskRejected(
             f"the Hub at {endpoint} refused access to {name} (HTTP {http.response.status_code}): "
             "log in (hf auth login or HF_TOKEN) with an account that can read it"
         )
+    return None
+
+
+def _network_error(chain: list[BaseException], name: str, endpoint: str) -> HubselectError | None:
+    """The Hub unreachable (the root transport error), or any other HTTP answer."""
+    from huggingface_hub.errors import HfHubHTTPError
+
     transport_types = _transport_errors()
     transports = [e for e in chain if isinstance(e, transport_types)]
     if transports:
         return _unreachable(transports[-1])  # the root cause, e.g. httpx2.ConnectError
+    http = _first(chain, HfHubHTTPError)
     if http is not None:
         status = http.response.status_code if http.response is not None else "?"
         return HubselectError(
             f"the Hub at {endpoint} answered HTTP {status} for {name}: retry later, or pass a "
             "local folder/file path"
         )
+    return None
+
+
+def _datasets_error(chain: list[BaseException], name: str, repo_id: str | None,
+                    revision: str | None) -> HubselectError | None:
+    """What a ``datasets`` error's message says: not cached offline, no data files, bad config, a script."""
     for e in chain:
         text = " ".join(str(e).split())
         if hub_offline() and (
