@@ -30,3 +30,10 @@ def artifacts(run) -> Path:
     import mlflow
 
     return Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id))
+
+
+def predicted_labels(predicted) -> list[str]:
+    """The label of each prediction of a served model: a ``label`` column of a frame, or a list."""
+    labels = list(predicted["label"]) if hasattr(predicted, "columns") else list(predicted)
+    assert labels, f"the model predicted nothing: {predicted!r}"
+    return [str(label) for label in labels]

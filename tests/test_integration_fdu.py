@@ -16,7 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-pytestmark = pytest.mark.skipif(not (DATA / "fdu-mtl").exists(), reason="../shared/data is absent beside the checkout")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not (DATA / "fdu-mtl").exists(), reason="../shared/data is absent beside the checkout")]
 SMALL = ["--sample-size", "200", "--target-sample-size", "200", "--embed-examples", "32", "--max-length", "64",
          "--eval-size", "0", "--quiet"]
 

@@ -24,6 +24,7 @@ def slice_of(domain: str, dst: Path, n: int) -> Path:
 
 
 @pytest.mark.skipif(not DATA.exists(), reason="../shared/data is absent beside the checkout")
+@pytest.mark.slow
 def test_mlflow_run_registers_a_champion_that_predicts(tmp_path):
     catalog = tmp_path / "catalog"
     for domain in ("kitchen_housewares", "electronics", "books"):

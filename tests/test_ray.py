@@ -92,6 +92,7 @@ def test_a_cluster_needs_an_http_tracking_server(monkeypatch, address, uri, ok):
             make_executor("ray")
 
 
+@pytest.mark.slow
 def test_ray_map_keeps_order_shares_one_copy_and_reraises_one_line(ray_session):
     from hubselect.executor import make_executor
 
@@ -106,6 +107,7 @@ def test_ray_map_keeps_order_shares_one_copy_and_reraises_one_line(ray_session):
     assert ray.is_initialized()  # it did not start Ray, so it leaves it running
 
 
+@pytest.mark.slow
 def test_two_tasks_wanting_one_model_tune_it_once(ray_session, tiny, _hubselect_cache):
     from hubselect.executor import make_executor
     from hubselect.training import FinetuneConfig
@@ -151,6 +153,7 @@ def _job_results(tracking, monkeypatch, tiny: str, engine: str) -> dict:
             "pairs": by_step["pair"], "evaluate_id": evaluate.info.run_id, "tree": tree}
 
 
+@pytest.mark.slow
 def test_engine_ray_gives_the_local_selection_metrics_and_run_tree(ray_session, tiny, tracking, monkeypatch):
     local = _job_results(tracking, monkeypatch, tiny, "local")
     distributed = _job_results(tracking, monkeypatch, tiny, "ray")

@@ -176,6 +176,7 @@ print(json.dumps({"from_cache": tuned.from_cache, "path": tuned.path}))
 """
 
 
+@pytest.mark.slow
 def test_two_processes_wanting_one_tuned_model_tune_it_once(tmp_path, tiny):
     ready = tmp_path / "ready"
     ready.mkdir()
@@ -242,6 +243,7 @@ def all_runs(db: Path) -> list:
     return client.search_runs([e.experiment_id for e in client.search_experiments()], max_results=1000)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["fetch", "score", "select", "finetune", "evaluate", "register"])
 def test_kill_9_in_each_phase_then_rerun_finishes_cleanly_without_retraining(tmp_path, tiny, phase):
     from mlflow.tracking import MlflowClient
@@ -279,6 +281,7 @@ def test_kill_9_in_each_phase_then_rerun_finishes_cleanly_without_retraining(tmp
     assert str(tmp_dir) not in rerun.stdout + rerun.stderr  # never points the user at a temp path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, rc", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_sigterm_and_sigint_mark_runs_killed_and_clean_up(tmp_path, tiny, sig, rc):
     cache, db = tmp_path / "cache", tmp_path / "mlflow.db"
@@ -297,6 +300,7 @@ def test_sigterm_and_sigint_mark_runs_killed_and_clean_up(tmp_path, tiny, sig, r
     assert leftovers(tmp_path / "tmp") == [] and cache_temporaries(cache) == []
 
 
+@pytest.mark.slow
 def test_quiet_job_prints_nothing_and_leaves_no_temporary(tmp_path, tiny):
     cache = tmp_path / "cache"
     done = subprocess.run([sys.executable, "-m", "hubselect", *job_args(tiny)], cwd=tmp_path,
