@@ -24,8 +24,6 @@ from typing import Any, Sequence
 
 logger = logging.getLogger(__name__)
 
-HEADLINE = ("spearman", "regret@1", "regret@3", "saving@3")
-
 
 def _pyplot():
     import matplotlib
