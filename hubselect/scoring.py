@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from hubselect.divergence.registry import DEFAULT_MEASURES
 from hubselect.errors import HubselectError
 from hubselect.executor import current
 from hubselect.hub.catalog import accepted
@@ -23,7 +24,6 @@ from hubselect.represent.terms import count_matrix
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MEASURES = "all"
 #: Fewest texts per domain the embedding measures accept.
 MIN_EMBEDDING_TEXTS = 2
 
@@ -43,6 +43,12 @@ class ScoreConfig:
     bigrams: bool = False
     embedding: EmbeddingSettings = field(default_factory=EmbeddingSettings)
     device: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        """The score step's MLflow params: what changes the scores (``device`` does not)."""
+        return {"measures": self.measures, "bigrams": self.bigrams, "embedding_model": self.embedding.model,
+                "embedding_revision": self.embedding.model_revision, "max_length": self.embedding.max_length,
+                "embed_examples": self.embedding.max_texts}
 
 
 @dataclass
@@ -90,6 +96,9 @@ def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
           progress: Callable[[str, int, int], None] | None = None, *, executor: Any = None) -> ScoreResult:
     """Compute every measure in ``cfg.measures`` between the target and each usable candidate.
 
+    The measures are resolved once here and handed down: term measures to
+    :func:`_score_terms`, embedding measures to :func:`_score_embeddings`.
+
     Args:
         catalog: Output of the fetch step.
         fetch_dir: Folder with the fetch step's ``samples/``.
@@ -110,52 +119,87 @@ def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
     if not candidates:
         raise HubselectError("every candidate was rejected (see catalog.json): add usable tasks to --candidates")
     fetch_dir = Path(fetch_dir)
-    names = [c["name"] for c in candidates]
     target = (read_texts(fetch_dir / catalog["target"]["score"]["sample"]), catalog["target"]["revision"])
     paths = [(fetch_dir / c["sample"], c["revision"]) for c in candidates]
     check_sizes(catalog["target"]["name"], target[0], {c["name"]: c.get("n", 2) for c in candidates}, specs)
+    work = _Work(target, paths, cfg, executor or current(), progress)
+    columns: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
     cached = {"terms": 0, "embeddings": 0}
-    columns: dict[str, np.ndarray] = {}
-    executor = executor or current()
-
-    term_specs = [s for s in specs if s.kind == "terms"]
-    if term_specs:
-        start = time.perf_counter()
-        target_counts, hit = cached_term_counts(target[0], target[1], bigrams=cfg.bigrams)
-        counts, cached["terms"] = [target_counts], int(hit)
-        size = _chunk_size(executor, len(paths))
-        for chunk in executor.map(_term_counts_task, _chunks_of_texts(paths, size, None, progress, "terms"),
-                                  cfg.bigrams):
-            counts += [c for c, _ in chunk]
-            cached["terms"] += sum(h for _, h in chunk)
-        vocabulary = sorted(set().union(*counts))
-        timings["tokenise"] = time.perf_counter() - start
-        start_all = time.perf_counter()
-        columns.update(_term_scores(counts, vocabulary, term_specs, timings))
-        timings["term_measures"] = time.perf_counter() - start_all
-
-    emb_specs = [s for s in specs if s.kind == "embeddings"]
-    if emb_specs:
-        start = time.perf_counter()
-        spec_text = ",".join(s.name for s in emb_specs)
-        # In process, one encoder serves every chunk; a Ray task loads its own.
-        encoder = Encoder(cfg.embedding, cfg.device) if executor.engine == "local" else None
-        first = _embedding_task([target], cfg, None, spec_text, encoder)
-        reference = executor.put(first["embeddings"][0])  # the target's embeddings, once
-        chunks = _chunks_of_texts(paths, _chunk_size(executor, len(paths)), cfg.embedding.max_texts, progress,
-                                  "embeddings")
-        parts = executor.map(_embedding_task, chunks, cfg, reference, spec_text, encoder)
-        timings["embed"] = time.perf_counter() - start - sum(p["measure_seconds"] for p in parts)
-        timings["encoder"] = first["encoder_seconds"] + sum(p["encoder_seconds"] for p in parts)
-        cached["embeddings"] = first["cached"] + sum(p["cached"] for p in parts)
-        for spec in emb_specs:
-            columns[spec.name] = np.concatenate([p["scores"][spec.name] for p in parts])
-            timings[f"measure_{spec.name}"] = sum(p["timings"][spec.name] for p in parts)
-        timings["embedding_measures"] = sum(p["measure_seconds"] for p in parts)
-
-    frame = pd.DataFrame(columns, index=pd.Index(names, name="candidate"))[[s.name for s in specs]]
+    for kind, run in (("terms", _score_terms), ("embeddings", _score_embeddings)):
+        chosen = tuple(s for s in specs if s.kind == kind)
+        if chosen:
+            columns_of_kind, timings_of_kind, cached[kind] = run(work, chosen)
+            columns.update(columns_of_kind)
+            timings.update(timings_of_kind)
+    index = pd.Index([c["name"] for c in candidates], name="candidate")
+    frame = pd.DataFrame(columns, index=index)[[s.name for s in specs]]
     return ScoreResult(frame, timings, cached, [s.name for s in specs])
+
+
+@dataclass(frozen=True)
+class _Work:
+    """What both blocks of :func:`score` read: the target ``(texts, revision)``, the candidates'
+    ``(sample path, revision)``, the settings, the executor and the progress callback."""
+
+    target: tuple[list[str], str]
+    paths: list[tuple[Path, str]]
+    cfg: ScoreConfig
+    executor: Any
+    progress: Callable[[str, int, int], None] | None
+
+    def chunks(self, phase: str, max_texts: int | None = None) -> Iterator[list[tuple[list[str], str]]]:
+        """The candidates' texts, a chunk at a time (see :func:`_chunks_of_texts`)."""
+        size = _chunk_size(self.executor, len(self.paths))
+        return _chunks_of_texts(self.paths, size, max_texts, self.progress, phase)
+
+
+Scored = tuple[dict[str, np.ndarray], dict[str, float], int]
+
+
+def _score_terms(work: _Work, specs: tuple) -> Scored:
+    """Term measures: count every domain's terms (cached), then score all candidates a block at a time.
+
+    Returns:
+        ``({measure: scores}, timings, representations from the cache)``.
+    """
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    target_counts, hit = cached_term_counts(work.target[0], work.target[1], bigrams=work.cfg.bigrams)
+    counts, hits = [target_counts], int(hit)
+    for chunk in work.executor.map(_term_counts_task, work.chunks("terms"), work.cfg.bigrams):
+        counts += [c for c, _ in chunk]
+        hits += sum(h for _, h in chunk)
+    vocabulary = sorted(set().union(*counts))
+    timings["tokenise"] = time.perf_counter() - start
+    start = time.perf_counter()
+    columns = _term_scores(counts, vocabulary, list(specs), timings)
+    timings["term_measures"] = time.perf_counter() - start
+    return columns, timings, hits
+
+
+def _score_embeddings(work: _Work, specs: tuple) -> Scored:
+    """Embedding measures: embed the target once, then embed and score the candidates per chunk.
+
+    Returns:
+        ``({measure: scores}, timings, representations from the cache)``.
+    """
+    cfg, executor = work.cfg, work.executor
+    start = time.perf_counter()
+    # In process, one encoder serves every chunk; a Ray task loads its own.
+    encoder = Encoder(cfg.embedding, cfg.device) if executor.engine == "local" else None
+    first = _embedding_task([work.target], cfg, None, specs, encoder)
+    reference = executor.put(first["embeddings"][0])  # the target's embeddings, once
+    parts = executor.map(_embedding_task, work.chunks("embeddings", cfg.embedding.max_texts), cfg, reference, specs,
+                         encoder)
+    timings = {"embed": time.perf_counter() - start - sum(p["measure_seconds"] for p in parts),
+               "encoder": first["encoder_seconds"] + sum(p["encoder_seconds"] for p in parts)}
+    columns = {}
+    for spec in specs:
+        columns[spec.name] = np.concatenate([p["scores"][spec.name] for p in parts])
+        timings[f"measure_{spec.name}"] = sum(p["timings"][spec.name] for p in parts)
+    timings["embedding_measures"] = sum(p["measure_seconds"] for p in parts)
+    return columns, timings, first["cached"] + sum(p["cached"] for p in parts)
 
 
 #: Candidates per representation task (large enough that loading the encoder once per chunk is noise).
@@ -204,15 +248,14 @@ def _term_counts_task(chunk: list[tuple[list[str], str]], bigrams: bool) -> list
 
 
 def _embedding_task(chunk: list[tuple[list[str], str]], cfg: ScoreConfig, reference: np.ndarray | None,
-                    spec_text: str, encoder: Encoder | None = None) -> dict[str, Any]:
-    """Embed a chunk of candidates (cached) and, given the target's ``reference``, score them.
+                    specs: tuple, encoder: Encoder | None = None) -> dict[str, Any]:
+    """Embed a chunk of candidates (cached) and, given the target's ``reference``, score them by ``specs``
+    (the resolved embedding measures, handed over as they are: a Ray task does not resolve them again).
 
     Returns the chunk's ``scores`` per measure (or its ``embeddings`` when ``reference`` is
     None), the time in the encoder and in each measure, and how many came from the cache.
     """
     from threadpoolctl import threadpool_limits
-
-    from hubselect.divergence import resolve_measures
 
     encoder = encoder or Encoder(cfg.embedding, cfg.device)
     seconds = encoder.seconds
@@ -230,7 +273,7 @@ def _embedding_task(chunk: list[tuple[list[str], str]], cfg: ScoreConfig, refere
     # One BLAS thread: the small eigh/svd of these measures run 5-20x slower with two threads on a
     # busy 2-core machine (docs/benchmarks/scoring.md, runs A/B against C).
     with threadpool_limits(1, user_api="blas"):
-        for spec in resolve_measures(spec_text):
+        for spec in specs:
             start = time.perf_counter()
             out["scores"][spec.name] = np.array([spec.function(reference, e, **dict(spec.params))
                                                  for e in embeddings], dtype=float)

@@ -25,17 +25,16 @@ docs/results/collection/trust.md.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from hubselect.divergence.registry import DEFAULT_MEASURES
 from hubselect.errors import HubselectError
 
-POLICIES = ("topk", "rank", "quantile", "budget", "learned", "combined")
 #: Signals the ``combined`` policy weighs; each is z-scored among the candidates of one target.
 SIGNALS = ("divergence", "prior", "labels", "balance")
 DEFAULT_WEIGHTS = "divergence=1,prior=1,labels=2,balance=0"
-DEFAULT_MEASURES = "all"
 
 
 @dataclass(frozen=True)
@@ -43,7 +42,7 @@ class SelectionConfig:
     """A validated selection policy.
 
     Attributes:
-        policy: One of :data:`POLICIES`.
+        policy: One of :data:`POLICIES` (the names of :data:`POLICY_FUNCTIONS`).
         k: Number of sources to keep (``topk``, ``rank``).
         measures: Comma-separated measure names to rank by (canonical names or aliases).
         quantile: Fraction in (0, 1] for ``quantile``.
@@ -77,6 +76,12 @@ class SelectionConfig:
         if self.policy == "learned" and not self.learned_model:
             raise HubselectError("policy 'learned' needs --learned-model: the learned_policy.json of a benchmark run "
                                  "(or runs:/<benchmark run id>)")
+
+    def params(self) -> dict[str, Any]:
+        """The select step's MLflow params (``measures`` as ``select_measures``)."""
+        return {"policy": self.policy, "k": self.k, "select_measures": self.measures, "quantile": self.quantile,
+                "budget_examples": self.budget_examples, "learned_model": self.learned_model, "weights": self.weights,
+                "prior": self.prior}
 
     def weight_map(self) -> dict[str, float]:
         """``weights`` parsed: ``{signal: weight}`` for every signal (missing ones are 0)."""
@@ -160,7 +165,7 @@ class Selection:
 
 def select(scores: Any, tuning_examples: Mapping[str, int], cfg: SelectionConfig,
            predicted_gain: Any = None, features: Mapping[str, Mapping[str, float]] | None = None) -> Selection:
-    """Apply ``cfg`` to ``scores``.
+    """Apply ``cfg`` to ``scores``: the policy's function in :data:`POLICY_FUNCTIONS` orders and decides.
 
     Args:
         scores: DataFrame, rows = candidates, columns = measures (lower = closer).
@@ -178,64 +183,13 @@ def select(scores: Any, tuning_examples: Mapping[str, int], cfg: SelectionConfig
     if missing:
         raise HubselectError(f"selection measure '{missing[0]}' was not scored (scored: {', '.join(scores.columns)}): "
                              "add it to the score step's --measures or choose scored ones")
-    n = len(scores)
-    if cfg.policy in ("topk", "rank", "learned", "combined") and cfg.k > n:
-        raise HubselectError(f"k={cfg.k} is larger than the {n} usable candidates: lower --k")
-    used = names[:1] if cfg.policy == "topk" else names
-    ranks = scores[used].rank(method="average", ascending=True)
-    table = scores.copy()
-    table["mean_rank"] = ranks.mean(axis=1)
-    table["tuning_examples"] = [int(tuning_examples.get(c, 0)) for c in table.index]
-    if cfg.policy == "combined":
-        extra = features if features is not None else {}
-        table["combined_score"] = combined_score(
-            table["mean_rank"].to_numpy(), cfg.weight_map(),
-            **{k: (table.index.map(extra[k]).to_numpy(dtype=float) if k in extra else None)
-               for k in ("prior", "label_distance", "balance_distance")})
-        for k in ("prior", "label_distance", "balance_distance"):
-            if k in extra:
-                table[k] = table.index.map(extra[k]).to_numpy(dtype=float)
-        table = table.sort_values(["combined_score", "mean_rank"], ascending=[False, True], kind="stable")
-    elif cfg.policy == "learned":
-        if predicted_gain is None:
-            raise HubselectError("policy 'learned' was given no predictions: load the model with --learned-model")
-        table["predicted_gain"] = [float(predicted_gain[c]) for c in table.index]
-        table = table.sort_values(["predicted_gain", "mean_rank"], ascending=[False, True], kind="stable")
-    else:
-        table = table.sort_values(["mean_rank", *used], kind="stable")
-    table.insert(0, "rank", np.arange(1, n + 1))
-    order_desc = f"mean rank over {', '.join(used)}" if len(used) > 1 else f"{used[0]}"
-    if cfg.policy == "combined":
-        keep = table["rank"] <= cfg.k
-        reasons = [f"rank {r} of {n} by combined score {c:+.2f} ({cfg.weights}): " + ("within" if k else "outside")
-                   + f" top {cfg.k}" for r, c, k in zip(table["rank"], table["combined_score"], keep)]
-    elif cfg.policy == "learned":
-        keep = table["rank"] <= cfg.k
-        reasons = [f"rank {r} of {n} by predicted gain {g:+.4f}: " + ("within" if k else "outside") + f" top {cfg.k}"
-                   for r, g, k in zip(table["rank"], table["predicted_gain"], keep)]
-    elif cfg.policy in ("topk", "rank"):
-        keep = table["rank"] <= cfg.k
-        reasons = [f"rank {r} of {n} by {order_desc}: " + ("within" if k else "outside") + f" top {cfg.k}"
-                   for r, k in zip(table["rank"], keep)]
-    elif cfg.policy == "quantile":
-        cut = float(np.quantile(table["mean_rank"], cfg.quantile))
-        keep = table["mean_rank"] <= cut
-        reasons = [f"{order_desc} {v:.2f} {'<=' if k else '>'} {cfg.quantile:g}-quantile {cut:.2f}"
-                   for v, k in zip(table["mean_rank"], keep)]
-    else:
-        cumulative = table["tuning_examples"].cumsum()
-        keep = cumulative <= cfg.budget_examples
-        if not keep.any():
-            raise HubselectError(f"budget of {cfg.budget_examples} examples is below the closest candidate's "
-                                 f"{int(cumulative.iloc[0])}: raise --budget-examples")
-        keep = keep & (keep.cumprod() == 1)
-        reasons = [f"rank {r}, cumulative {c} examples {'within' if k else 'over'} budget {cfg.budget_examples}"
-                   for r, c, k in zip(table["rank"], cumulative, keep)]
+    decision = POLICY_FUNCTIONS[cfg.policy](Request(scores, tuning_examples, cfg, names, predicted_gain, features))
+    table, keep, n = decision.table, decision.keep, len(decision.table)
     table["decision"] = np.where(keep, "selected", "pruned")
-    table["reason"] = reasons
+    table["reason"] = decision.reasons
     total = int(table["tuning_examples"].sum())
     chosen = int(table.loc[keep.values, "tuning_examples"].sum())
-    summary = {"policy": cfg.policy, "k": cfg.k, "measures": used, "candidates": n,
+    summary = {"policy": cfg.policy, "k": cfg.k, "measures": decision.used, "candidates": n,
                "weights": cfg.weights if cfg.policy == "combined" else "",
                "selected": int(keep.sum()), "pruned": int(n - keep.sum()),
                "pruned_fraction": float((n - keep.sum()) / n),
@@ -243,3 +197,141 @@ def select(scores: Any, tuning_examples: Mapping[str, int], cfg: SelectionConfig
                "tuning_examples_selected": chosen, "tuning_examples_all": total,
                "estimated_tuning_saving": float(1 - chosen / total) if total else 0.0}
     return Selection(table, summary)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a policy reads: the scores, the cost per candidate, the config, the (scored, canonical)
+    ranking measures and the policy-specific inputs of :func:`select`."""
+
+    scores: Any
+    tuning_examples: Mapping[str, int]
+    cfg: SelectionConfig
+    measures: list[str]
+    predicted_gain: Any = None
+    features: Mapping[str, Mapping[str, float]] | None = None
+
+    def table(self, used: list[str]) -> Any:
+        """The scores with ``mean_rank`` over ``used`` (1 = closest, ties averaged) and ``tuning_examples``."""
+        table = self.scores.copy()
+        table["mean_rank"] = self.scores[used].rank(method="average", ascending=True).mean(axis=1)
+        table["tuning_examples"] = [int(self.tuning_examples.get(c, 0)) for c in table.index]
+        return table
+
+    def check_k(self) -> None:
+        """Refuse a ``k`` above the number of candidates (for the policies that keep ``k``)."""
+        if self.cfg.k > len(self.scores):
+            raise HubselectError(f"k={self.cfg.k} is larger than the {len(self.scores)} usable candidates: lower --k")
+
+
+@dataclass
+class Decision:
+    """A policy's answer: the table in its final order (with ``rank``), which rows are kept, why,
+    and the measures it ranked by."""
+
+    table: Any
+    keep: Any  # boolean Series aligned with table
+    reasons: list[str]
+    used: list[str]
+
+
+def _ordered(table: Any, by: list[str], ascending: list[bool] | bool = True) -> Any:
+    """``table`` sorted stably by ``by``, with ``rank`` (1, 2, ...) as its first column."""
+    table = table.sort_values(by, ascending=ascending, kind="stable")
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return table
+
+
+def _top_k(table: Any, k: int, used: list[str], orders: list[str]) -> Decision:
+    """Keep the first ``k`` rows; ``orders[i]`` says what row ``i`` was ranked by."""
+    n = len(table)
+    keep = table["rank"] <= k
+    reasons = [f"rank {r} of {n} by {o}: " + ("within" if kept else "outside") + f" top {k}"
+               for r, o, kept in zip(table["rank"], orders, keep)]
+    return Decision(table, keep, reasons, used)
+
+
+def _order_description(used: list[str]) -> str:
+    return f"mean rank over {', '.join(used)}" if len(used) > 1 else f"{used[0]}"
+
+
+def _by_mean_rank(request: Request, used: list[str]) -> Any:
+    return _ordered(request.table(used), ["mean_rank", *used])
+
+
+def _topk_policy(request: Request) -> Decision:
+    """``topk``: the ``k`` closest by the first measure."""
+    request.check_k()
+    used = request.measures[:1]
+    table = _by_mean_rank(request, used)
+    return _top_k(table, request.cfg.k, used, [_order_description(used)] * len(table))
+
+
+def _rank_policy(request: Request) -> Decision:
+    """``rank``: the ``k`` best by mean rank over every measure (Borda)."""
+    request.check_k()
+    used = request.measures
+    table = _by_mean_rank(request, used)
+    return _top_k(table, request.cfg.k, used, [_order_description(used)] * len(table))
+
+
+def _quantile_policy(request: Request) -> Decision:
+    """``quantile``: those whose mean rank is at or below the ``quantile`` of all mean ranks."""
+    used, q = request.measures, request.cfg.quantile
+    table = _by_mean_rank(request, used)
+    cut = float(np.quantile(table["mean_rank"], q))
+    keep = table["mean_rank"] <= cut
+    reasons = [f"{_order_description(used)} {v:.2f} {'<=' if kept else '>'} {q:g}-quantile {cut:.2f}"
+               for v, kept in zip(table["mean_rank"], keep)]
+    return Decision(table, keep, reasons, used)
+
+
+def _budget_policy(request: Request) -> Decision:
+    """``budget``: walk the mean-rank order while the total tuning examples stay within the budget."""
+    used, budget = request.measures, request.cfg.budget_examples
+    table = _by_mean_rank(request, used)
+    cumulative = table["tuning_examples"].cumsum()
+    keep = cumulative <= budget
+    if not keep.any():
+        raise HubselectError(f"budget of {budget} examples is below the closest candidate's "
+                             f"{int(cumulative.iloc[0])}: raise --budget-examples")
+    keep = keep & (keep.cumprod() == 1)
+    reasons = [f"rank {r}, cumulative {c} examples {'within' if kept else 'over'} budget {budget}"
+               for r, c, kept in zip(table["rank"], cumulative, keep)]
+    return Decision(table, keep, reasons, used)
+
+
+def _learned_policy(request: Request) -> Decision:
+    """``learned``: the ``k`` with the highest predicted gain (ties: mean rank)."""
+    request.check_k()
+    if request.predicted_gain is None:
+        raise HubselectError("policy 'learned' was given no predictions: load the model with --learned-model")
+    table = request.table(request.measures)
+    table["predicted_gain"] = [float(request.predicted_gain[c]) for c in table.index]
+    table = _ordered(table, ["predicted_gain", "mean_rank"], [False, True])
+    return _top_k(table, request.cfg.k, request.measures,
+                  [f"predicted gain {g:+.4f}" for g in table["predicted_gain"]])
+
+
+def _combined_policy(request: Request) -> Decision:
+    """``combined``: the ``k`` best by :func:`combined_score` (ties: mean rank)."""
+    request.check_k()
+    cfg, extra = request.cfg, request.features if request.features is not None else {}
+    table = request.table(request.measures)
+    signals = {k: (table.index.map(extra[k]).to_numpy(dtype=float) if k in extra else None)
+               for k in ("prior", "label_distance", "balance_distance")}
+    table["combined_score"] = combined_score(table["mean_rank"].to_numpy(), cfg.weight_map(), **signals)
+    for k, values in signals.items():
+        if values is not None:
+            table[k] = values
+    table = _ordered(table, ["combined_score", "mean_rank"], [False, True])
+    return _top_k(table, cfg.k, request.measures,
+                  [f"combined score {c:+.2f} ({cfg.weights})" for c in table["combined_score"]])
+
+
+#: Every policy by name: each takes a :class:`Request` and returns a :class:`Decision`.
+POLICY_FUNCTIONS: dict[str, Callable[[Request], Decision]] = {
+    "topk": _topk_policy, "rank": _rank_policy, "quantile": _quantile_policy, "budget": _budget_policy,
+    "learned": _learned_policy, "combined": _combined_policy,
+}
+POLICIES = tuple(POLICY_FUNCTIONS)

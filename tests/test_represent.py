@@ -57,3 +57,78 @@ def test_fdu_mtl_unlabeled_and_labelled_forms_share_vocabulary():
     naive = [dict(zip(*np.unique(" ".join(t).split(), return_counts=True))) for t in (raw, ptb)]
     _, plain = count_matrix(naive)
     assert js(norm[0], norm[1]) < 0.6 * js(plain[0], plain[1])
+
+
+# ------------------------------------------------------------------------------------ the score step
+
+@pytest.fixture(scope="module")
+def tiny_settings(tmp_path_factory):
+    from modelkit import make_tiny_model
+
+    from hubselect.represent.store import EmbeddingSettings
+
+    return EmbeddingSettings(model=str(make_tiny_model(tmp_path_factory.mktemp("tiny"))), max_length=32)
+
+
+def _fetched(folder: Path) -> dict:
+    """A fetch catalog with a target and four candidates (one rejected), their samples written."""
+    import pandas as pd
+    from modelkit import toy_data
+
+    (folder / "samples").mkdir(parents=True)
+    entries = {}
+    for i, name in enumerate(["target", "a", "b", "c", "gone"]):
+        texts, _ = toy_data(6 + 2 * i, seed=i)
+        pd.DataFrame({"text": texts}).to_parquet(folder / "samples" / f"{name}.parquet")
+        entries[name] = {"name": name, "sample": f"samples/{name}.parquet", "revision": f"r{i}", "n": len(texts),
+                         "status": "rejected" if name == "gone" else "ok"}
+    target = {**entries.pop("target"), "score": {"sample": "samples/target.parquet"}}
+    return {"target": target, "candidates": list(entries.values())}
+
+
+def test_score_computes_each_measure_as_the_measure_itself_does(tmp_path, tiny_settings):
+    from hubselect.divergence import get_measure
+    from hubselect.represent.store import Encoder
+    from hubselect.scoring import ScoreConfig, read_texts, score
+
+    catalog = _fetched(tmp_path)
+    cfg = ScoreConfig(measures="kl,js,mmd,centroid_cosine,renyi:alpha=0.5", embedding=tiny_settings, device="cpu")
+    result = score(catalog, tmp_path, cfg)
+    assert result.measures == ["kl", "js", "mmd", "centroid_cosine", "renyi:alpha=0.5"]
+    assert list(result.scores.columns) == result.measures and list(result.scores.index) == ["a", "b", "c"]
+    texts = [read_texts(tmp_path / e["sample"]) for e in [catalog["target"], *catalog["candidates"][:3]]]
+    _, matrix = count_matrix([term_counts(t) for t in texts])
+    encoder = Encoder(tiny_settings, "cpu")
+    embedded = [encoder(t) for t in texts]
+    for name in result.measures:
+        spec = get_measure(name)
+        if spec.kind == "terms":
+            expected = [spec(matrix[0], row) for row in matrix[1:]]
+        else:
+            expected = [spec(embedded[0], e) for e in embedded[1:]]
+        np.testing.assert_allclose(result.scores[name], expected, rtol=1e-5, err_msg=name)
+    assert {"tokenise", "term_measures", "embed", "encoder", "embedding_measures", "measure_mmd"} <= set(result.timings)
+    assert result.cached == {"terms": 0, "embeddings": 0}
+    again = score(catalog, tmp_path, cfg)
+    assert again.cached == {"terms": 4, "embeddings": 4}  # the target and three candidates, from the cache
+    np.testing.assert_allclose(again.scores, result.scores)
+
+
+def test_score_with_one_kind_of_measure_runs_only_that_block(tmp_path):
+    from hubselect.scoring import ScoreConfig, score
+
+    result = score(_fetched(tmp_path), tmp_path, ScoreConfig(measures="terms"))
+    assert set(result.timings) >= {"tokenise", "term_measures"} and "embed" not in result.timings
+    assert result.cached == {"terms": 0, "embeddings": 0} and len(result.measures) == 9
+
+
+def test_score_and_select_configs_give_their_mlflow_params():
+    """The keys and values the steps log (and match finished runs by) stay exactly these."""
+    from hubselect.scoring import ScoreConfig
+    from hubselect.selection import SelectionConfig
+
+    assert ScoreConfig().params() == {"measures": "all", "bigrams": False, "embedding_model": "all-MiniLM-L6-v2",
+                                      "embedding_revision": None, "max_length": 128, "embed_examples": 500}
+    assert SelectionConfig("budget", k=2, measures="js", budget_examples=9).params() == {
+        "policy": "budget", "k": 2, "select_measures": "js", "quantile": 0.25, "budget_examples": 9,
+        "learned_model": "", "weights": "divergence=1,prior=1,labels=2,balance=0", "prior": ""}

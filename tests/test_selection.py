@@ -78,3 +78,37 @@ def test_learned_policy_orders_by_predicted_gain_and_needs_a_model():
         SelectionConfig("learned")
     with pytest.raises(HubselectError, match="was given no predictions"):
         select(SCORES, SIZES, SelectionConfig("learned", measures="js", learned_model="model.json"))
+
+
+def test_combined_policy_weighs_the_prior_against_divergence_and_needs_its_signals():
+    prior = {"a": 0.0, "b": 0.9, "c": 0.1, "d": 0.5, "e": 0.2}
+    cfg = SelectionConfig("combined", k=2, measures="js,centroid_cosine,mmd", weights="prior=1")
+    sel = select(SCORES, SIZES, cfg, features={"prior": prior})
+    assert list(sel.table.index) == ["b", "d", "e", "c", "a"] and sel.selected == ["b", "d"]
+    assert sel.table.loc["b", "prior"] == 0.9 and "label_distance" not in sel.table.columns
+    assert sel.table.loc["b", "reason"].startswith("rank 1 of 5 by combined score +") and "(prior=1)" in \
+        sel.table.loc["b", "reason"]
+    assert sel.summary["weights"] == "prior=1"
+    divergence_only = select(SCORES, SIZES, SelectionConfig("combined", k=2, measures="js,centroid_cosine,mmd",
+                                                            weights="divergence=1"))
+    assert list(divergence_only.table.index) == ["c", "a", "b", "e", "d"]  # the mean-rank order
+    with pytest.raises(HubselectError, match="weighs 'labels' but it was not computed"):
+        select(SCORES, SIZES, SelectionConfig("combined", measures="js", weights="labels=1"), features={})
+
+
+def test_every_policy_comes_from_the_table_and_answers_in_the_same_shape():
+    from hubselect.selection import POLICIES, POLICY_FUNCTIONS
+
+    assert POLICIES == tuple(POLICY_FUNCTIONS) == ("topk", "rank", "quantile", "budget", "learned", "combined")
+    extra = {"learned": {"learned_model": "m.json"}, "budget": {"budget_examples": 600},
+             "combined": {"weights": "divergence=1"}}
+    predicted = pd.Series({"a": 0.01, "b": 0.05, "c": -0.02, "d": 0.03, "e": 0.0})
+    shapes = set()
+    for policy in POLICIES:
+        sel = select(SCORES, SIZES, SelectionConfig(policy, k=2, measures="js,mmd", **extra.get(policy, {})),
+                     predicted if policy == "learned" else None)
+        assert list(sel.table.columns[:1]) == ["rank"] and list(sel.table.columns[-2:]) == ["decision", "reason"]
+        assert list(sel.table["rank"]) == [1, 2, 3, 4, 5] and sel.summary["policy"] == policy
+        assert 1 <= len(sel.selected) < 5 and sel.summary["selected_sources"] == sel.selected
+        shapes.add(tuple(sel.summary))
+    assert len(shapes) == 1  # the same summary keys for every policy

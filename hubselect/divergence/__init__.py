@@ -15,6 +15,7 @@ from hubselect.divergence.embeddings import (
     proxy_a_distance,
 )
 from hubselect.divergence.registry import (
+    DEFAULT_MEASURES,
     GROUPS,
     MEASURES,
     MeasureSpec,
@@ -53,6 +54,7 @@ __all__ = [
     "MeasureSpec",
     "MEASURES",
     "GROUPS",
+    "DEFAULT_MEASURES",
     "get_measure",
     "resolve_measures",
     "list_measures",

@@ -20,12 +20,15 @@ from hubselect.divergence import embeddings as _emb
 from hubselect.divergence import terms as _terms
 from hubselect.errors import HubselectError
 
-__all__ = ["MeasureSpec", "MEASURES", "GROUPS", "get_measure", "resolve_measures", "list_measures"]
+__all__ = ["MeasureSpec", "MEASURES", "GROUPS", "DEFAULT_MEASURES", "get_measure", "resolve_measures", "list_measures"]
 
 Kind = Literal["terms", "embeddings"]
 KINDS: tuple[str, ...] = ("terms", "embeddings")
 #: Group words accepted by :func:`resolve_measures`.
 GROUPS: tuple[str, ...] = ("all",) + KINDS
+#: The measures scored and ranked by when none are named (the score step's ``--measures`` and
+#: the select step's ``--select-measures``).
+DEFAULT_MEASURES = "all"
 
 
 @dataclass(frozen=True)
