@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -112,3 +113,38 @@ def test_every_policy_comes_from_the_table_and_answers_in_the_same_shape():
         assert 1 <= len(sel.selected) < 5 and sel.summary["selected_sources"] == sel.selected
         shapes.add(tuple(sel.summary))
     assert len(shapes) == 1  # the same summary keys for every policy
+
+
+def _catalog_with_samples(folder, names):
+    """A fetch catalog whose usable candidates have labelled samples (one more is rejected)."""
+    from modelkit import toy_data
+
+    (folder / "samples").mkdir(parents=True, exist_ok=True)
+    candidates = []
+    for i, name in enumerate(names):
+        texts, labels = toy_data(10 + 10 * i, seed=i)
+        pd.DataFrame({"text": texts, "label": labels}).to_parquet(folder / "samples" / f"{name}.parquet")
+        candidates.append({"name": name, "sample": f"samples/{name}.parquet", "status": "ok", "rows_total": 1000 * (i + 1)})
+    return {"candidates": [*candidates, {"name": "gone", "status": "rejected"}]}
+
+
+def test_learned_policy_inference_reads_the_model_and_source_features_at_selection_time(tmp_path):
+    from hubselect import learned_policy
+    from hubselect.benchmark import learned
+
+    catalog = _catalog_with_samples(tmp_path, list(SCORES.index))
+    features = learned_policy.source_features_from_catalog(catalog, tmp_path)
+    assert list(features.index) == list(SCORES.index) and list(features.columns) == list(learned_policy.SOURCE_FEATURES)
+    assert features.loc["e", "src_log_rows"] == pytest.approx(np.log10(5000))
+    # a model that favours big sources and high JS, fitted as the benchmark does
+    table = pd.concat([learned_policy.pair_features(SCORES, ["js"], features)] * 2)
+    model = learned.fit(table, list(table["src_log_rows"] + table["z_js"]))
+    path = learned.save(model, tmp_path / "model" / learned_policy.FILENAME)
+    gains = learned_policy.predicted_gains(path.parent, catalog, tmp_path, SCORES)
+    assert list(gains.index) == list(SCORES.index) and gains.idxmax() == "d" and gains.idxmin() == "a"
+    sel = select(SCORES, SIZES, SelectionConfig("learned", k=2, measures="js", learned_model=str(path)), gains)
+    assert sel.selected == ["d", "e"]
+    divergence_only = learned.save(learned.fit(table[["z_js"]], list(table["z_js"])), tmp_path / "d.json")
+    assert learned_policy.predicted_gains(divergence_only, {"candidates": []}, tmp_path, SCORES).idxmax() == "d"
+    with pytest.raises(HubselectError, match="no learned policy at"):
+        learned_policy.predicted_gains(tmp_path / "missing.json", catalog, tmp_path, SCORES)

@@ -1,13 +1,7 @@
-"""The learned selection policy: a ridge regression that predicts a pair's gain.
+"""Fitting and evaluating the learned selection policy: a ridge regression that predicts a pair's gain.
 
-Features of a (source, target) pair:
-
-* every divergence measure, z-scored **within the target** (each target's candidates are
-  standardised among themselves, so the model learns "closer than the other candidates"
-  rather than absolute values that shift from one target to the next);
-* features of the source alone (:func:`source_features`): log10 of its size, log10 of its mean
-  text length in words, label balance (normalised entropy), number of labels and vocabulary
-  richness (Guiraud's index: types / sqrt(tokens) over the first 20k tokens).
+Its features and its use at selection time (loading the JSON, predicting) live in
+:mod:`hubselect.learned_policy`; this module fits the model on a benchmark's pairs.
 
 The model is plain ridge regression solved in closed form with numpy and saved as JSON
 (feature names, standardisation, coefficients): loading it runs no code and needs no pickle.
@@ -17,80 +11,30 @@ from a model fitted on the pairs of every *other* target.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
-import re
-from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from hubselect.errors import HubselectError
+# The model's features and inference; the rest are re-exported for callers not yet moved.
+from hubselect.learned_policy import (  # noqa: F401
+    FORMAT,
+    SOURCE_FEATURES,
+    VERSION,
+    load,
+    measures_of,
+    pair_features,
+    predict,
+    predict_gain,
+    source_features,
+    source_features_from_catalog,
+    uses_source_features,
+)
 
 logger = logging.getLogger(__name__)
-
-FORMAT = "hubselect-learned-policy"
-VERSION = 1
-SOURCE_FEATURES = ("src_log_rows", "src_log_words", "src_label_balance", "src_n_labels", "src_vocab_richness")
-_TOKEN = re.compile(r"\w+")
-_RICHNESS_TOKENS = 20000
-
-
-def source_features(texts: Sequence[str], labels: Sequence[Any], rows_total: int | None = None) -> dict[str, float]:
-    """Features of one source's training sample (see the module docstring)."""
-    if not texts:
-        raise HubselectError("a source sample without texts has no features")
-    counts = Counter(labels)
-    p = np.array(list(counts.values()), dtype=float) / len(labels)
-    balance = float(-(p * np.log(p)).sum() / math.log(len(p))) if len(p) > 1 else 0.0
-    words = [len(_TOKEN.findall(t)) for t in texts]
-    tokens: list[str] = []
-    for t in texts:
-        tokens += _TOKEN.findall(t.lower())
-        if len(tokens) >= _RICHNESS_TOKENS:
-            break
-    tokens = tokens[:_RICHNESS_TOKENS]
-    return {"src_log_rows": math.log10(max(rows_total or len(texts), 1)),
-            "src_log_words": math.log10(max(float(np.mean(words)), 1.0)),
-            "src_label_balance": balance, "src_n_labels": float(len(counts)),
-            "src_vocab_richness": len(set(tokens)) / math.sqrt(max(len(tokens), 1))}
-
-
-def source_features_from_catalog(catalog: dict, fetch_dir: str | os.PathLike) -> Any:
-    """:func:`source_features` of every usable candidate of a fetch catalog (DataFrame by name)."""
-    import pandas as pd
-
-    rows = {}
-    for cand in catalog["candidates"]:
-        if cand["status"] == "ok":
-            frame = pd.read_parquet(Path(fetch_dir) / cand["sample"], columns=["text", "label"])
-            rows[cand["name"]] = source_features(frame["text"].tolist(), frame["label"].tolist(), cand.get("rows_total"))
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("source")
-
-
-def _zscore(frame: Any) -> Any:
-    std = frame.std(axis=0, ddof=0).replace(0, 1.0)
-    return (frame - frame.mean(axis=0)) / std
-
-
-def pair_features(scores: Any, measures: Sequence[str], src_features: Any | None) -> Any:
-    """Feature rows for one target: ``scores`` (rows candidates, columns measures) + source features."""
-    import pandas as pd
-
-    missing = [m for m in measures if m not in scores.columns]
-    if missing:
-        raise HubselectError(f"the learned policy needs measure '{missing[0]}', which was not scored: "
-                             "score with --measures all")
-    feats = _zscore(scores[list(measures)].astype(float)).add_prefix("z_")
-    if src_features is not None:
-        lacking = [c for c in scores.index if c not in src_features.index]
-        if lacking:
-            raise HubselectError(f"no source features for candidate '{lacking[0]}'")
-        feats = pd.concat([feats, src_features.loc[scores.index, list(SOURCE_FEATURES)]], axis=1)
-    return feats
 
 
 def fit(features: Any, gains: Sequence[float], *, alpha: float = 1.0, trained_on: Sequence[str] = ()) -> dict:
@@ -106,33 +50,6 @@ def fit(features: Any, gains: Sequence[float], *, alpha: float = 1.0, trained_on
     return {"format": FORMAT, "version": VERSION, "features": [str(c) for c in features.columns],
             "mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist(), "intercept": float(y.mean()),
             "alpha": alpha, "target": "gain", "trained_on": sorted(set(trained_on)), "n_pairs": int(len(y))}
-
-
-def predict(model: dict, features: Any) -> np.ndarray:
-    """Predicted gains for feature rows with the model's columns."""
-    missing = [f for f in model["features"] if f not in features.columns]
-    if missing:
-        raise HubselectError(f"the learned model needs feature '{missing[0]}', which is missing")
-    x = np.asarray(features[model["features"]], dtype=float)
-    return ((x - np.asarray(model["mean"])) / np.asarray(model["scale"])) @ np.asarray(model["coef"]) + model["intercept"]
-
-
-def measures_of(model: dict) -> list[str]:
-    """The divergence measures a model reads."""
-    return [f[2:] for f in model["features"] if f.startswith("z_")]
-
-
-def uses_source_features(model: dict) -> bool:
-    """Whether the model needs :func:`source_features`."""
-    return any(f in SOURCE_FEATURES for f in model["features"])
-
-
-def predict_gain(model: dict, scores: Any, src_features: Any | None = None) -> Any:
-    """Predicted gain of each candidate (a Series indexed like ``scores``); higher = better."""
-    import pandas as pd
-
-    feats = pair_features(scores, measures_of(model), src_features if uses_source_features(model) else None)
-    return pd.Series(predict(model, feats), index=scores.index, name="predicted_gain")
 
 
 def training_table(pairs: Any, measures: Sequence[str], src_features: Any | None) -> Any:
@@ -192,29 +109,3 @@ def save(model: dict, path: str | os.PathLike) -> Path:
     from hubselect.cache import atomic_write_json
 
     return atomic_write_json(path, model)
-
-
-def load(path: str | os.PathLike) -> dict:
-    """Read a model written by :func:`save` (validated; no code runs).
-
-    Raises:
-        HubselectError: missing file, not a hubselect learned policy, unknown version, or
-            inconsistent lengths.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / "learned_policy.json"
-    if not path.exists():
-        raise HubselectError(f"no learned policy at '{path}': pass the learned_policy.json of a benchmark run")
-    try:
-        model = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise HubselectError(f"'{path}' is not valid JSON ({exc.msg}): pass a benchmark's learned_policy.json") from None
-    if not isinstance(model, dict) or model.get("format") != FORMAT:
-        raise HubselectError(f"'{path}' is not a hubselect learned policy (format '{FORMAT}')")
-    if model.get("version") != VERSION:
-        raise HubselectError(f"'{path}' has learned-policy version {model.get('version')}, this hubselect reads {VERSION}")
-    n = len(model["features"])
-    if not (len(model["mean"]) == len(model["scale"]) == len(model["coef"]) == n):
-        raise HubselectError(f"'{path}' is inconsistent: features, mean, scale and coef differ in length")
-    return model
