@@ -11,7 +11,7 @@ it runs no code and needs no pickle. Its features for a (source, target) pair ar
   text length in words, label balance (normalised entropy), number of labels and vocabulary
   richness (Guiraud's index: types / sqrt(tokens) over the first 20k tokens).
 
-The select step calls :func:`predicted_gains` and hands the result to
+The select step calls :func:`load` and :func:`predict_from_catalog` and hands the result to
 :func:`hubselect.selection.select` (which does no I/O).
 """
 
@@ -119,18 +119,17 @@ def predict_gain(model: dict, scores: Any, src_features: Any | None = None) -> A
     return pd.Series(predict(model, feats), index=scores.index, name="predicted_gain")
 
 
-def predicted_gains(path: str | os.PathLike, catalog: dict, fetch_dir: str | os.PathLike, scores: Any) -> Any:
-    """The gains the model at ``path`` predicts for the candidates of ``scores``.
+def predict_from_catalog(model: dict, scores: Any, catalog: dict, fetch_dir: str | os.PathLike) -> Any:
+    """The gains ``model`` (from :func:`load`) predicts for the candidates of ``scores``.
 
     Source features are read from the fetch step's samples only when the model uses them.
 
     Args:
-        path: A ``learned_policy.json`` or a folder holding one (see :func:`load`).
+        model: A learned policy, as :func:`load` returns it.
+        scores: The score step's table (rows candidates, columns measures).
         catalog: The fetch step's catalog.
         fetch_dir: The fetch step's folder (its ``samples/``).
-        scores: The score step's table (rows candidates, columns measures).
     """
-    model = load(path)
     features = source_features_from_catalog(catalog, fetch_dir) if uses_source_features(model) else None
     return predict_gain(model, scores, features)
 

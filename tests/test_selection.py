@@ -140,11 +140,12 @@ def test_learned_policy_inference_reads_the_model_and_source_features_at_selecti
     table = pd.concat([learned_policy.pair_features(SCORES, ["js"], features)] * 2)
     model = learned.fit(table, list(table["src_log_rows"] + table["z_js"]))
     path = learned.save(model, tmp_path / "model" / learned_policy.FILENAME)
-    gains = learned_policy.predicted_gains(path.parent, catalog, tmp_path, SCORES)
+    gains = learned_policy.predict_from_catalog(learned_policy.load(path.parent), SCORES, catalog, tmp_path)
     assert list(gains.index) == list(SCORES.index) and gains.idxmax() == "d" and gains.idxmin() == "a"
     sel = select(SCORES, SIZES, SelectionConfig("learned", k=2, measures="js", learned_model=str(path)), gains)
     assert sel.selected == ["d", "e"]
     divergence_only = learned.save(learned.fit(table[["z_js"]], list(table["z_js"])), tmp_path / "d.json")
-    assert learned_policy.predicted_gains(divergence_only, {"candidates": []}, tmp_path, SCORES).idxmax() == "d"
+    model = learned_policy.load(divergence_only)  # needs no source features: the catalog is not read
+    assert learned_policy.predict_from_catalog(model, SCORES, {"candidates": []}, tmp_path).idxmax() == "d"
     with pytest.raises(HubselectError, match="no learned policy at"):
-        learned_policy.predicted_gains(tmp_path / "missing.json", catalog, tmp_path, SCORES)
+        learned_policy.load(tmp_path / "missing.json")
