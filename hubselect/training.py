@@ -35,13 +35,9 @@ reviews (untuned baseline 0.620)::
 Training speed on the 2-core CPU (idle machine, 200 reviews): description 23 examples/s at
 max_length 64 and 15 at 128; head 28 and 15. One source at the defaults is about a minute.
 
-Layout of a tuned model folder::
-
-    config.json, model.safetensors        the encoder (description) or the
-                                          AutoModelForSequenceClassification over the source
-                                          labels (head)
-    tokenizer.json, tokenizer_config.json, vocab.txt, ...
-    hubselect.json                        metadata, see :func:`finetune`
+* **Calibration**: after training, one temperature is fitted on the held-out logits of the
+  kept weights and stored in the folder (see :mod:`hubselect.model_folder`, which also describes
+  the folder's layout and metadata).
 """
 
 from __future__ import annotations
@@ -51,34 +47,35 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from hubselect.cache import atomic_path, atomic_write_json, cache_dir, content_key, discard, key_lock, sweep_stale
+from hubselect.cache import atomic_path, cache_dir, content_key, discard, key_lock, sweep_stale
 from hubselect.errors import HubselectError
-from hubselect.modeling import DEFAULT_MODEL, ResolvedModel, mean_pool, pick_device, resolve_model
-from hubselect.zeroshot import (
+from hubselect.model_folder import (  # noqa: F401 (TunedModel, load_tuned re-exported)
+    CONFIG_FILE,
     DEFAULT_SCALE,
     DESCRIPTION,
+    FORMAT_VERSION,
     FORMULATIONS,
     HEAD,
-    METADATA_FILE,
-    REQUESTABLE,
-    label_descriptions,
-    normalize_label,
-    read_metadata,
-    require_label_names,
+    WEIGHTS_FILE,
+    TunedModel,
+    fit_temperature,
+    holdout_nll,
+    load_tuned,
+    write_metadata,
 )
+from hubselect.modeling import DEFAULT_MODEL, ResolvedModel, mean_pool, pick_device, resolve_model
+from hubselect.progress import progress_bar
+from hubselect.zeroshot import REQUESTABLE, label_descriptions, normalize_label, require_label_names
 
 logger = logging.getLogger(__name__)
 
-#: Version of the tuned-model folder layout and training procedure (part of the cache key).
-FORMAT_VERSION = 1
 _MEGA_BATCH = 50
 _EVAL_BATCH = 64
 
@@ -183,76 +180,28 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
-class TunedModel:
-    """A fine-tuned model folder and what produced it.
+class _Job:
+    """One fine-tuning request, validated: what :func:`_tune` and :func:`_train` work on."""
 
-    Attributes:
-        path: Folder with safetensors weights, tokenizer files and ``hubselect.json``.
-        formulation: ``description`` or ``head``.
-        label_names: The source's label names (head rows / description order).
-        descriptions: ``{label: description}`` of the source labels (description formulation;
-            empty for head).
-        source_name: Name of the source task.
-        source_revision: Revision of the source data (``None`` when unknown).
-        model_name: The starting encoder as resolved.
-        model_revision: Its pinned revision.
-        train_seconds: Wall time of the training run (the original run's, when cached).
-        examples_per_second: Training examples per second of optimisation (forward, backward
-            and step; held-out evaluations excluded).
-        from_cache: ``True`` when the folder was found in the cache and nothing was trained.
-        best_holdout_loss: Lowest held-out loss (``None`` without a holdout).
-        best_holdout_accuracy: Held-out accuracy at that point (``None`` without a holdout).
-        key: Cache key of the folder.
-        metadata: The parsed ``hubselect.json``.
-    """
-
-    path: str
-    formulation: str
-    label_names: tuple[str, ...]
-    descriptions: dict[str, str]
     source_name: str
     source_revision: str | None
-    model_name: str
-    model_revision: str
-    train_seconds: float
-    examples_per_second: float
-    from_cache: bool
-    best_holdout_loss: float | None
-    best_holdout_accuracy: float | None
-    key: str
-    metadata: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    texts: list[str]
+    y: np.ndarray
+    names: list[str]
+    descs: dict[str, str]
+    config: FinetuneConfig
+    formulation: str
+    resolved: ResolvedModel
+    data_hash: str
+    progress: bool
 
     @property
-    def examples_used(self) -> int:
-        """Source examples the training run used: its training slice plus the held-out one
-        (at most ``max_train_examples``, however large the source)."""
-        source = self.metadata.get("source") or {}
-        return int(source.get("n_train", 0)) + int(source.get("n_holdout", 0))
-
-
-def load_tuned(path: str | os.PathLike, *, from_cache: bool = True) -> TunedModel:
-    """Return the :class:`TunedModel` described by a tuned folder's ``hubselect.json``.
-
-    Raises:
-        HubselectError: the folder has no hubselect metadata.
-    """
-    meta = read_metadata(path)
-    if meta.get("formulation") not in FORMULATIONS:
-        raise HubselectError(f"{path} has no {METADATA_FILE}: pass a folder written by "
-                             "hubselect fine-tuning")
-    metrics = meta.get("metrics", {})
-    return TunedModel(
-        path=os.fspath(path), formulation=meta["formulation"],
-        label_names=tuple(meta.get("source_label_names") or meta["label_names"]),
-        descriptions=dict(meta.get("descriptions") or {}),
-        source_name=meta["source"]["name"], source_revision=meta["source"].get("revision"),
-        model_name=meta["model"]["name"], model_revision=meta["model"]["revision"],
-        train_seconds=float(metrics.get("train_seconds", 0.0)),
-        examples_per_second=float(metrics.get("examples_per_second", 0.0)),
-        from_cache=from_cache,
-        best_holdout_loss=metrics.get("best_holdout_loss"),
-        best_holdout_accuracy=metrics.get("best_holdout_accuracy"),
-        key=str(meta.get("cache_key", "")), metadata=meta)
+    def key(self) -> str:
+        """Cache key of the tuned folder (see the module docstring)."""
+        return content_key("finetune", FORMAT_VERSION, self.source_name, self.source_revision,
+                           self.data_hash, self.config.cache_fields(), self.formulation,
+                           self.names, self.descs, self.resolved.name, self.resolved.revision,
+                           _local_fingerprint(self.resolved))
 
 
 def finetune(
@@ -284,20 +233,32 @@ def finetune(
         progress: Show a rich progress bar.
 
     Returns:
-        The tuned model. Its folder's ``hubselect.json`` holds ``format_version``,
-        ``formulation``, ``label_names``/``source_label_names`` (source labels),
-        ``descriptions`` (description only), ``scale``, ``source`` (name, revision,
-        data_sha256, n_examples, n_train, n_holdout), ``model`` (name, revision),
-        ``config`` (all settings), ``device``, ``metrics`` (best_holdout_loss,
-        best_holdout_accuracy, best_step, steps, epochs_completed, stopped_early,
-        batch_size_used, train_seconds, examples_per_second, history of held-out evaluations)
-        and ``cache_key``.
+        The tuned model; its folder and ``hubselect.json`` are described in
+        :mod:`hubselect.model_folder`.
 
     Raises:
         HubselectError: bad labels, too few texts, an unknown formulation, or training that
             cannot fit in GPU memory even with batch size 1.
     """
-    config = config or FinetuneConfig()
+    job = _job(source_name, source_revision, texts, labels, label_names,
+               config or FinetuneConfig(), formulation, descriptions, progress)
+    dest = cache_dir() / "models" / job.key
+    cached = _cached_model(dest, source_name)
+    if cached is not None:
+        return cached
+    with key_lock(dest):  # another process tuning the same key: wait for it, then reuse its model
+        cached = _cached_model(dest, source_name)
+        if cached is not None:
+            return cached
+        sweep_stale(dest.parent)  # temporaries of killed tuning runs
+        return _tune(dest, job)
+
+
+def _job(source_name: str, source_revision: str | None, texts: Sequence[str],
+         labels: Sequence[str | int], label_names: Sequence[str], config: FinetuneConfig,
+         formulation: str, descriptions: str | Mapping[str, str] | None,
+         progress: bool) -> _Job:
+    """Validate the inputs of :func:`finetune` and resolve the model."""
     if formulation not in FORMULATIONS:
         raise HubselectError(f"formulation '{formulation}' cannot be trained: resolve it with "
                              "choose_formulation() to 'description' or 'head'")
@@ -311,23 +272,10 @@ def finetune(
         raise HubselectError(f"source '{source_name}' has {len(texts)} labelled texts: "
                              "fine-tuning needs at least 2")
     descs = label_descriptions(names, descriptions) if formulation == DESCRIPTION else {}
-    resolved = resolve_model(config.model, config.model_revision)
     data_hash = hashlib.sha256(json.dumps([texts, y.tolist()], ensure_ascii=False)
                                .encode("utf-8")).hexdigest()
-    key = content_key("finetune", FORMAT_VERSION, source_name, source_revision, data_hash,
-                      config.cache_fields(), formulation, names, descs,
-                      resolved.name, resolved.revision, _local_fingerprint(resolved))
-    dest = cache_dir() / "models" / key
-    cached = _cached_model(dest, source_name)
-    if cached is not None:
-        return cached
-    with key_lock(dest):  # another process tuning the same key: wait for it, then reuse its model
-        cached = _cached_model(dest, source_name)
-        if cached is not None:
-            return cached
-        sweep_stale(dest.parent)  # temporaries of killed tuning runs
-        return _tune(dest, key, source_name, source_revision, texts, y, names, descs, data_hash,
-                     resolved, config, formulation, progress)
+    return _Job(source_name, source_revision, texts, y, names, descs, config, formulation,
+                resolve_model(config.model, config.model_revision), data_hash, progress)
 
 
 def _cached_model(dest: Path, source_name: str) -> TunedModel | None:
@@ -348,47 +296,34 @@ def _check_weights(dest: Path) -> None:
     """Raise when the config or the safetensors weights of ``dest`` are missing or truncated."""
     from safetensors import safe_open
 
-    json.loads((dest / "config.json").read_text(encoding="utf-8"))
-    weights = dest / "model.safetensors"
+    json.loads((dest / CONFIG_FILE).read_text(encoding="utf-8"))
+    weights = dest / WEIGHTS_FILE
     with safe_open(str(weights), framework="np") as handle:  # checks the header against the size
         if not list(handle.keys()):
             raise ValueError(f"{weights.name} holds no tensors")
 
 
-def _tune(dest: Path, key: str, source_name: str, source_revision: str | None, texts: list[str],
-          y: np.ndarray, names: list[str], descs: dict[str, str], data_hash: str,
-          resolved: ResolvedModel, config: FinetuneConfig, formulation: str,
-          progress: bool) -> TunedModel:
+def _tune(dest: Path, job: _Job) -> TunedModel:
     """Train into ``dest`` atomically; halve the batch on CUDA out-of-memory."""
-    device = pick_device(config.device)
-    split = _split(len(texts), config)
-    batch_size = config.batch_size
+    device = pick_device(job.config.device)
+    split = _split(len(job.texts), job.config)
+    batch_size = job.config.batch_size
     while True:
         try:
             with atomic_path(dest) as tmp:
-                meta = _train(tmp, resolved, texts, y, names, descs, config, formulation,
-                              split, batch_size, device, source_name, progress)
-                meta.update({
-                    "source": {"name": source_name, "revision": source_revision,
-                               "data_sha256": data_hash, "n_examples": len(texts),
-                               "n_train": len(split[0]), "n_holdout": len(split[1])},
-                    "model": {"name": resolved.name, "revision": resolved.revision},
-                    "config": dataclasses.asdict(config),
-                    "cache_key": key,
-                })
-                atomic_write_json(tmp / METADATA_FILE, meta)
+                write_metadata(tmp, _train(tmp, job, split, batch_size, device))
             break
         except Exception as exc:  # noqa: BLE001 - only CUDA OOM is retried, rest re-raised
             if not _is_oom(exc):
                 raise
             if batch_size == 1:
                 raise HubselectError(
-                    f"fine-tuning on '{source_name}' runs out of GPU memory even with batch "
-                    f"size 1: lower max_length ({config.max_length}) or use device=cpu") from exc
+                    f"fine-tuning on '{job.source_name}' runs out of GPU memory even with batch "
+                    f"size 1: lower max_length ({job.config.max_length}) or use device=cpu") from exc
         # out of memory: the failed run's tensors are released with the exception above
         batch_size = max(1, batch_size // 2)
         logger.warning("CUDA out of memory while fine-tuning on '%s': retrying with batch "
-                       "size %d", source_name, batch_size)
+                       "size %d", job.source_name, batch_size)
         _empty_cuda_cache()
     return load_tuned(dest, from_cache=False)
 
@@ -419,7 +354,7 @@ def _local_fingerprint(model: ResolvedModel) -> Any:
     """Size and mtime of a local folder's weights (a local folder has no revision)."""
     if model.revision != "local":
         return None
-    weights = Path(model.path) / "model.safetensors"
+    weights = Path(model.path) / WEIGHTS_FILE
     if not weights.exists():
         return model.path
     stat = weights.stat()
@@ -530,182 +465,266 @@ class _Scorer:
         return self.embed(batch) @ label_emb.T * DEFAULT_SCALE
 
 
-def _train(out: Path, resolved: ResolvedModel, texts: list[str], y: np.ndarray,
-           names: list[str], descs: dict[str, str], config: FinetuneConfig, formulation: str,
-           split: tuple[np.ndarray, np.ndarray], batch_size: int, device_name: str,
-           source_name: str, progress: bool) -> dict[str, Any]:
+@dataclass
+class _Loaded:
+    """The tokenizer, the model on its device and the tokenised source of one training run."""
+
+    tokenizer: Any
+    model: Any
+    scorer: _Scorer
+    encoded: list[list[int]]
+    lengths: np.ndarray
+    targets: Any
+    pad_id: int
+    with_types: bool
+    device: Any
+
+    def batch(self, rows: Sequence[int]) -> tuple[dict[str, Any], Any]:
+        """The padded inputs of ``rows`` and their gold label ids, on the device."""
+        return (_collate(self.encoded, rows, self.pad_id, self.with_types, self.device),
+                self.targets[rows].to(self.device))
+
+
+def _load(job: _Job, device: Any) -> _Loaded:
+    """Load tokenizer and model (a seeded head over the source labels, or the encoder) and
+    tokenise the source texts once; runs inside the seeded RNG fork of :func:`_train`."""
+    import torch
+    from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+
+    path, names = job.resolved.path, job.names
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if job.formulation == HEAD:
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, use_safetensors=True, num_labels=len(names),
+            id2label={i: n for i, n in enumerate(names)},
+            label2id={n: i for i, n in enumerate(names)})
+    else:
+        model = AutoModel.from_pretrained(path, use_safetensors=True)
+    model.to(device)
+    encoded = tokenizer(job.texts, truncation=True, max_length=job.config.max_length,
+                        add_special_tokens=True)["input_ids"]
+    with_types = "token_type_ids" in tokenizer.model_input_names
+    desc_batch = None
+    if job.formulation == DESCRIPTION:
+        desc_batch = dict(tokenizer([job.descs[n] for n in names], padding=True,
+                                    truncation=True, max_length=job.config.max_length,
+                                    return_tensors="pt"))
+        if not with_types:
+            desc_batch.pop("token_type_ids", None)
+        desc_batch = {k: v.to(device) for k, v in desc_batch.items()}
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return _Loaded(tokenizer, model, _Scorer(model, job.formulation, desc_batch), encoded,
+                   np.asarray([len(e) for e in encoded]),
+                   torch.as_tensor(job.y, dtype=torch.long), pad_id, with_types, device)
+
+
+def _optimiser(model: Any, config: FinetuneConfig, total_steps: int) -> tuple[Any, Any]:
+    """AdamW (no weight decay on biases and LayerNorm weights) and the linear warm-up/decay
+    schedule over ``total_steps``."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    decay, no_decay = [], []
+    for pname, param in model.named_parameters():
+        lname = pname.lower()
+        (no_decay if pname.endswith("bias") or "layernorm" in lname or "layer_norm" in lname
+         else decay).append(param)
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": float(config.weight_decay)},
+         {"params": no_decay, "weight_decay": 0.0}], lr=float(config.learning_rate))
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(config.warmup_fraction * total_steps), total_steps)
+    return optimizer, scheduler
+
+
+class _HoldoutChecker:
+    """Evaluates the held-out slice, keeps the best weights (and their held-out logits for
+    calibration) and counts evaluations without improvement against ``patience``."""
+
+    def __init__(self, loaded: _Loaded, hold_idx: np.ndarray, job: _Job, autocast: Callable):
+        self.loaded, self.autocast = loaded, autocast
+        self.patience, self.source_name = job.config.patience, job.source_name
+        self.is_description = job.formulation == DESCRIPTION
+        self.order = hold_idx[np.argsort(-loaded.lengths[hold_idx], kind="stable")]
+        self.history: list[dict[str, float]] = []
+        self.loss: float | None = None
+        self.accuracy: float | None = None
+        self.step = 0
+        self.state: dict[str, Any] | None = None
+        self.logits: np.ndarray | None = None
+        self.bad_evals = 0
+
+    def evaluate(self) -> tuple[float, float, np.ndarray]:
+        """Held-out (mean loss, accuracy, logits in :attr:`order`); leaves the model training."""
+        import torch
+
+        model = self.loaded.model
+        model.eval()
+        loss_sum, correct, logits_all = 0.0, 0, []
+        with torch.inference_mode(), self.autocast():
+            label_emb = self.loaded.scorer.label_embeddings() if self.is_description else None
+            for start in range(0, len(self.order), _EVAL_BATCH):
+                batch, gold = self.loaded.batch(self.order[start:start + _EVAL_BATCH])
+                logits = self.loaded.scorer.logits(batch, label_emb).float()
+                loss_sum += float(torch.nn.functional.cross_entropy(logits, gold, reduction="sum"))
+                correct += int((logits.argmax(-1) == gold).sum())
+                logits_all.append(logits.cpu().numpy())
+        model.train()
+        return loss_sum / len(self.order), correct / len(self.order), np.concatenate(logits_all)
+
+    def __call__(self, step: int, epoch: float) -> bool:
+        """Evaluate; keep the best weights; return True when patience is exhausted."""
+        if not len(self.order):
+            return False
+        loss, acc, logits = self.evaluate()
+        self.history.append({"step": step, "epoch": round(epoch, 4), "loss": loss,
+                             "accuracy": acc})
+        logger.debug("source '%s' step %d: held-out loss %.4f accuracy %.4f",
+                     self.source_name, step, loss, acc)
+        if self.loss is None or loss < self.loss - 1e-6:
+            self.loss, self.accuracy, self.step, self.logits = loss, acc, step, logits
+            self.state = {k: v.detach().to("cpu", copy=True)
+                          for k, v in self.loaded.model.state_dict().items()}
+            self.bad_evals = 0
+            return False
+        self.bad_evals += 1
+        return self.patience > 0 and self.bad_evals >= self.patience
+
+    def temperature(self) -> tuple[float, float | None]:
+        """The calibration temperature fitted on the best weights' held-out logits, and the
+        held-out loss with it (``(1, None)`` without a held-out slice)."""
+        if self.logits is None:
+            return 1.0, None
+        gold = self.loaded.targets[self.order].numpy()
+        temperature = fit_temperature(self.logits, gold)
+        return temperature, holdout_nll(self.logits, gold, temperature)
+
+
+@dataclass
+class _Loop:
+    """Counters of the epoch loop."""
+
+    steps_per_epoch: int
+    total_steps: int
+    eval_steps: int
+    step: int = 0
+    seen: int = 0
+    opt_seconds: float = 0.0
+    stopped: bool = False
+    epochs_done: int = 0
+
+
+def _train_step(loaded: _Loaded, rows: np.ndarray, optimizer: Any, scheduler: Any,
+                autocast: Callable, scaler: Any) -> None:
+    """One optimisation step on the batch ``rows`` (clipped at 1.0; scaled under fp16)."""
+    import torch
+
+    batch, gold = loaded.batch(rows)
+    with autocast():
+        logits = loaded.scorer.logits(batch)
+    loss = torch.nn.functional.cross_entropy(logits.float(), gold)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), 1.0)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(loaded.model.parameters(), 1.0)
+        optimizer.step()
+    scheduler.step()
+    if loaded.device.type == "cuda":
+        torch.cuda.synchronize(loaded.device)
+
+
+def _epoch_loop(loaded: _Loaded, job: _Job, train_idx: np.ndarray, batch_size: int,
+                checker: _HoldoutChecker, loop: _Loop) -> None:
+    """Train for ``config.epochs`` epochs of length-grouped batches, evaluating the held-out
+    slice every ``eval_steps`` steps and at each epoch's end; stop when patience runs out."""
+    optimizer, scheduler = _optimiser(loaded.model, job.config, loop.total_steps)
+    autocast, scaler = _autocast(loaded.device)
+    rng = np.random.default_rng([job.config.seed, 1])
+    loaded.model.train()
+    checker(0, 0.0)
+    with progress_bar(f"fine-tuning on {job.source_name} ({job.formulation})", loop.total_steps,
+                      quiet=not job.progress) as advance:
+        for epoch in range(job.config.epochs):
+            for rows in _batches(loaded.lengths, train_idx, batch_size, rng):
+                t0 = time.perf_counter()
+                _train_step(loaded, rows, optimizer, scheduler, autocast, scaler)
+                loop.opt_seconds += time.perf_counter() - t0
+                loop.step += 1
+                loop.seen += len(rows)
+                advance(1)
+                step = loop.step
+                end_of_epoch = step % loop.steps_per_epoch == 0
+                if (step % loop.eval_steps == 0 or end_of_epoch) and \
+                        checker(step, step / loop.steps_per_epoch) and step < loop.total_steps:
+                    loop.stopped = True
+                    break
+            if loop.stopped:
+                break
+            loop.epochs_done = epoch + 1
+
+
+def _train(out: Path, job: _Job, split: tuple[np.ndarray, np.ndarray], batch_size: int,
+           device_name: str) -> dict[str, Any]:
     """Train once with ``batch_size``; save the best weights to ``out``; return metadata."""
     import torch
-    from transformers import (AutoModel, AutoModelForSequenceClassification, AutoTokenizer,
-                              get_linear_schedule_with_warmup)
 
     started = time.perf_counter()
     device = torch.device(device_name)
     train_idx, hold_idx = split
+    steps_per_epoch = math.ceil(len(train_idx) / batch_size)
+    loop = _Loop(steps_per_epoch, steps_per_epoch * job.config.epochs,
+                 job.config.eval_steps or max(1, math.ceil(steps_per_epoch / 4)))
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=fork_devices):
-        torch.manual_seed(config.seed)  # seeds the CPU and every CUDA generator
-        tokenizer = AutoTokenizer.from_pretrained(resolved.path)
-        if formulation == HEAD:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                resolved.path, use_safetensors=True, num_labels=len(names),
-                id2label={i: n for i, n in enumerate(names)},
-                label2id={n: i for i, n in enumerate(names)})
-        else:
-            model = AutoModel.from_pretrained(resolved.path, use_safetensors=True)
-        model.to(device)
-        encoded = tokenizer(texts, truncation=True, max_length=config.max_length,
-                            add_special_tokens=True)["input_ids"]
-        lengths = np.asarray([len(e) for e in encoded])
-        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        with_types = "token_type_ids" in tokenizer.model_input_names
-        desc_batch = None
-        if formulation == DESCRIPTION:
-            desc_batch = dict(tokenizer([descs[n] for n in names], padding=True,
-                                        truncation=True, max_length=config.max_length,
-                                        return_tensors="pt"))
-            if not with_types:
-                desc_batch.pop("token_type_ids", None)
-            desc_batch = {k: v.to(device) for k, v in desc_batch.items()}
-        scorer = _Scorer(model, formulation, desc_batch)
-        targets = torch.as_tensor(y, dtype=torch.long)
-
-        steps_per_epoch = math.ceil(len(train_idx) / batch_size)
-        total_steps = steps_per_epoch * config.epochs
-        eval_steps = config.eval_steps or max(1, math.ceil(steps_per_epoch / 4))
-        decay, no_decay = [], []
-        for pname, param in model.named_parameters():
-            lname = pname.lower()
-            (no_decay if pname.endswith("bias") or "layernorm" in lname or "layer_norm" in lname
-             else decay).append(param)
-        optimizer = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": float(config.weight_decay)},
-             {"params": no_decay, "weight_decay": 0.0}], lr=float(config.learning_rate))
-        scheduler = get_linear_schedule_with_warmup(
-            optimizer, int(config.warmup_fraction * total_steps), total_steps)
-        autocast, scaler = _autocast(device)
-        rng = np.random.default_rng([config.seed, 1])
-
-        def evaluate_holdout() -> tuple[float, float]:
-            model.eval()
-            loss_sum, correct = 0.0, 0
-            order = hold_idx[np.argsort(-lengths[hold_idx], kind="stable")]
-            with torch.inference_mode(), autocast():
-                label_emb = scorer.label_embeddings() if formulation == DESCRIPTION else None
-                for start in range(0, len(order), _EVAL_BATCH):
-                    rows = order[start:start + _EVAL_BATCH]
-                    logits = scorer.logits(_collate(encoded, rows, pad_id, with_types, device),
-                                           label_emb).float()
-                    gold = targets[rows].to(device)
-                    loss_sum += float(torch.nn.functional.cross_entropy(
-                        logits, gold, reduction="sum"))
-                    correct += int((logits.argmax(-1) == gold).sum())
-            model.train()
-            return loss_sum / len(order), correct / len(order)
-
-        history: list[dict[str, float]] = []
-        best: dict[str, Any] = {"loss": None, "accuracy": None, "step": 0, "state": None}
-        bad_evals = 0
-
-        def checkpoint(step: int, epoch: float) -> bool:
-            """Evaluate; keep the best weights; return True when patience is exhausted."""
-            nonlocal bad_evals
-            if not len(hold_idx):
-                return False
-            loss, acc = evaluate_holdout()
-            history.append({"step": step, "epoch": round(epoch, 4), "loss": loss,
-                            "accuracy": acc})
-            logger.debug("source '%s' step %d: held-out loss %.4f accuracy %.4f",
-                         source_name, step, loss, acc)
-            if best["loss"] is None or loss < best["loss"] - 1e-6:
-                best.update(loss=loss, accuracy=acc, step=step,
-                            state={k: v.detach().to("cpu", copy=True)
-                                   for k, v in model.state_dict().items()})
-                bad_evals = 0
-                return False
-            bad_evals += 1
-            return config.patience > 0 and bad_evals >= config.patience
-
-        bar = _progress_bar(progress)
-        task = bar.add_task(f"fine-tuning on {source_name} ({formulation})",
-                            total=total_steps) if bar is not None else None
-        step, seen, opt_seconds, stopped, epochs_done = 0, 0, 0.0, False, 0
-        model.train()
-        checkpoint(0, 0.0)
-        try:
-            if bar is not None:
-                bar.start()
-            for epoch in range(config.epochs):
-                for batch_rows in _batches(lengths, train_idx, batch_size, rng):
-                    t0 = time.perf_counter()
-                    batch = _collate(encoded, batch_rows, pad_id, with_types, device)
-                    gold = targets[batch_rows].to(device)
-                    with autocast():
-                        logits = scorer.logits(batch)
-                    loss = torch.nn.functional.cross_entropy(logits.float(), gold)
-                    optimizer.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                        optimizer.step()
-                    scheduler.step()
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-                    opt_seconds += time.perf_counter() - t0
-                    step += 1
-                    seen += len(batch_rows)
-                    if bar is not None:
-                        bar.update(task, advance=1)
-                    end_of_epoch = step % steps_per_epoch == 0
-                    if (step % eval_steps == 0 or end_of_epoch) and \
-                            checkpoint(step, step / steps_per_epoch) and step < total_steps:
-                        stopped = True
-                        break
-                if stopped:
-                    break
-                epochs_done = epoch + 1
-        finally:
-            if bar is not None:
-                bar.stop()
-        if best["state"] is not None:
-            model.load_state_dict(best["state"])
-        model.save_pretrained(out, safe_serialization=True)
-        tokenizer.save_pretrained(out)
+        torch.manual_seed(job.config.seed)  # seeds the CPU and every CUDA generator
+        loaded = _load(job, device)
+        checker = _HoldoutChecker(loaded, hold_idx, job, _autocast(device)[0])
+        _epoch_loop(loaded, job, train_idx, batch_size, checker, loop)
+        if checker.state is not None:
+            loaded.model.load_state_dict(checker.state)
+        loaded.model.save_pretrained(out, safe_serialization=True)
+        loaded.tokenizer.save_pretrained(out)
     seconds = time.perf_counter() - started
-    if stopped:
+    if loop.stopped:
         logger.info("early stop on '%s' at step %d of %d; best held-out loss %.4f at step %d",
-                    source_name, step, total_steps, best["loss"], best["step"])
+                    job.source_name, loop.step, loop.total_steps, checker.loss, checker.step)
+    return _metadata(job, split, device, checker, loop, batch_size, seconds)
+
+
+def _metadata(job: _Job, split: tuple[np.ndarray, np.ndarray], device: Any,
+              checker: _HoldoutChecker, loop: _Loop, batch_size: int,
+              seconds: float) -> dict[str, Any]:
+    """The folder's ``hubselect.json`` (schema in :mod:`hubselect.model_folder`)."""
+    temperature, calibrated_loss = checker.temperature()
     return {
         "format_version": FORMAT_VERSION,
-        "formulation": formulation,
-        "label_names": list(names),
-        "source_label_names": list(names),
-        "descriptions": descs,
+        "formulation": job.formulation,
+        "label_names": list(job.names),
+        "source_label_names": list(job.names),
+        "descriptions": job.descs,
         "scale": DEFAULT_SCALE,
+        "temperature": temperature,
         "device": str(device),
         "metrics": {
-            "best_holdout_loss": best["loss"], "best_holdout_accuracy": best["accuracy"],
-            "best_step": best["step"] if best["loss"] is not None else step,
-            "steps": step, "total_steps": total_steps, "epochs_completed": epochs_done,
-            "stopped_early": stopped, "batch_size_used": batch_size,
-            "train_seconds": seconds,
-            "examples_per_second": seen / opt_seconds if opt_seconds > 0 else 0.0,
-            "history": history,
+            "best_holdout_loss": checker.loss, "best_holdout_accuracy": checker.accuracy,
+            "calibrated_holdout_loss": calibrated_loss,
+            "best_step": checker.step if checker.loss is not None else loop.step,
+            "steps": loop.step, "total_steps": loop.total_steps,
+            "epochs_completed": loop.epochs_done, "stopped_early": loop.stopped,
+            "batch_size_used": batch_size, "train_seconds": seconds,
+            "examples_per_second": loop.seen / loop.opt_seconds if loop.opt_seconds > 0 else 0.0,
+            "history": checker.history,
         },
+        "source": {"name": job.source_name, "revision": job.source_revision,
+                   "data_sha256": job.data_hash, "n_examples": len(job.texts),
+                   "n_train": len(split[0]), "n_holdout": len(split[1])},
+        "model": {"name": job.resolved.name, "revision": job.resolved.revision},
+        "config": dataclasses.asdict(job.config),
+        "cache_key": job.key,
     }
-
-
-def _progress_bar(enabled: bool) -> Any:
-    if not enabled:
-        return None
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn())

@@ -35,7 +35,6 @@ better with the bare label name: override the template per task for those.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any, Mapping, Sequence
@@ -44,25 +43,28 @@ import numpy as np
 
 from hubselect.errors import HubselectError
 from hubselect.labelnames import humanize_labels, normalize_label  # noqa: F401 (re-exported)
+from hubselect.model_folder import (  # noqa: F401 (the folder format's names, re-exported)
+    CONFIG_FILE,
+    DEFAULT_SCALE,
+    DESCRIPTION,
+    FORMULATIONS,
+    HEAD,
+    METADATA_FILE,
+    description_scale,
+    folder_formulation,
+    read_metadata,
+    temperature_of,
+    write_metadata,
+)
 
 logger = logging.getLogger(__name__)
 
-DESCRIPTION = "description"
-HEAD = "head"
 AUTO = "auto"
-FORMULATIONS = (DESCRIPTION, HEAD)
 REQUESTABLE = (AUTO, DESCRIPTION, HEAD)
 
 #: Default label-description template; ``{label}`` is the normalised label name (measured
 #: against four alternatives, see the module docstring).
 DEFAULT_TEMPLATE = "This text is about {label}."
-#: Cosine similarities are multiplied by this before a softmax / cross-entropy (temperature
-#: 1/20, as in sentence-transformers' contrastive losses).
-DEFAULT_SCALE = 20.0
-#: Name of the metadata file written next to a tuned model's weights.
-METADATA_FILE = "hubselect.json"
-
-
 
 # --------------------------------------------------------------------------------------------
 # Label names and descriptions
@@ -236,33 +238,8 @@ def choose_formulation(
 
 
 # --------------------------------------------------------------------------------------------
-# Model folders: metadata and export
+# Head export (the folder format itself lives in hubselect.model_folder)
 # --------------------------------------------------------------------------------------------
-
-def read_metadata(model_path: str | os.PathLike) -> dict[str, Any]:
-    """Return the ``hubselect.json`` metadata of a model folder, or ``{}`` if it has none."""
-    path = os.path.join(os.fspath(model_path), METADATA_FILE)
-    if not os.path.exists(path):
-        return {}
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def _is_head_folder(model_path: str) -> bool:
-    with open(os.path.join(model_path, "config.json"), encoding="utf-8") as handle:
-        config = json.load(handle)
-    return any(str(a).endswith("ForSequenceClassification")
-               for a in config.get("architectures") or [])
-
-
-def folder_formulation(model_path: str | os.PathLike) -> str:
-    """Return the formulation of a model folder (from its metadata, else from its config)."""
-    path = os.fspath(model_path)
-    meta = read_metadata(path)
-    if meta.get("formulation") in FORMULATIONS:
-        return meta["formulation"]
-    return HEAD if _is_head_folder(path) else DESCRIPTION
-
 
 def _output_layer(model: Any) -> tuple[Any, str, Any]:
     """Return ``(parent module, attribute, linear)`` of the head's final projection."""
@@ -316,8 +293,11 @@ def export_head(
     """Write a stock text-classification model whose ``id2label`` are the target's labels.
 
     The head rows of the tuned model at ``model_path`` (over the source labels) are reordered to
-    the target's label order; weights are saved as safetensors with the tokenizer and an updated
-    ``hubselect.json`` (``label_names`` become the target's, ``source_label_names`` kept).
+    the target's label order and divided by the folder's calibration temperature (so a stock
+    pipeline's softmax scores are the calibrated probabilities; the argmax is unchanged);
+    weights are saved as safetensors with the tokenizer and an updated ``hubselect.json``
+    (``label_names`` become the target's, ``source_label_names`` kept, ``temperature`` 1 and
+    the folded one kept as ``folded_temperature``).
 
     Returns:
         ``out_dir`` as a string.
@@ -326,8 +306,6 @@ def export_head(
         HubselectError: the folder is not a head model or the labels do not align.
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    from hubselect.cache import atomic_write_json
 
     src = os.fspath(model_path)
     if folder_formulation(src) != HEAD:
@@ -342,15 +320,31 @@ def export_head(
             f"the head's labels {source} do not cover the target labels {target}: pass a "
             "mapping {target_label: source_label} or use formulation=description")
     reorder_head(model, order, target)
+    meta = read_metadata(src)
+    temperature = temperature_of(meta)
+    _divide_head(model, temperature)
     out = os.fspath(out_dir)
     model.save_pretrained(out, safe_serialization=True)
     AutoTokenizer.from_pretrained(src).save_pretrained(out)
-    meta = read_metadata(src)
     meta.update({"formulation": HEAD, "label_names": target,
                  "source_label_names": meta.get("source_label_names", source),
-                 "label_order": order})
-    atomic_write_json(os.path.join(out, METADATA_FILE), meta)
+                 "label_order": order, "temperature": 1.0,
+                 "folded_temperature": temperature})
+    write_metadata(out, meta)
     return out
+
+
+def _divide_head(model: Any, temperature: float) -> None:
+    """Divide the head's output projection by ``temperature`` (logits / T), in place."""
+    import torch
+
+    if temperature == 1.0:
+        return
+    _, _, linear = _output_layer(model)
+    with torch.no_grad():
+        linear.weight.div_(temperature)
+        if linear.bias is not None:
+            linear.bias.div_(temperature)
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,7 +362,10 @@ class DescriptionClassifier:
             :func:`label_descriptions`).
         device: ``cuda``/``cpu``/``None`` (auto).
         max_length: Token limit per text.
-        scale: Multiplier of the cosine similarities in :meth:`scores`.
+        scale: Multiplier of the cosine similarities in :meth:`scores`; ``None`` (default) =
+            the folder's calibrated one (training scale / fitted temperature), or
+            :data:`hubselect.model_folder.BASELINE_SCALE` for an untuned encoder (see
+            :func:`hubselect.model_folder.description_scale`).
     """
 
     formulation = DESCRIPTION
@@ -376,14 +373,14 @@ class DescriptionClassifier:
     def __init__(self, model_path: str | os.PathLike, label_names: Sequence[str],
                  descriptions: str | Mapping[str, str] | None = None, *,
                  device: str | None = None, max_length: int = 128,
-                 scale: float = DEFAULT_SCALE):
+                 scale: float | None = None):
         from hubselect.modeling import ResolvedModel, load_encoder
 
+        path = os.fspath(model_path)
         self.label_names = require_label_names(label_names, role="target")
         self.descriptions = label_descriptions(self.label_names, descriptions)
         self.max_length = int(max_length)
-        self.scale = float(scale)
-        path = os.fspath(model_path)
+        self.scale = float(description_scale(read_metadata(path)) if scale is None else scale)
         self.tokenizer, self.encoder = load_encoder(ResolvedModel(path, path, "local"), device)
         self._label_emb: np.ndarray | None = None
         self._by_descriptions: dict[tuple[str, ...], np.ndarray] = {}  # shared with relabel() copies
@@ -413,7 +410,8 @@ class DescriptionClassifier:
 
     def scores(self, texts: Sequence[str], *, batch_size: int = 64,
                progress: Any = None) -> np.ndarray:
-        """Return ``cosine * scale`` per text and label, shape (len(texts), labels)."""
+        """Return ``cosine * scale`` per text and label, shape (len(texts), labels); their
+        softmax is the calibrated probability of each label."""
         from hubselect.modeling import encode
 
         labels = self.label_embeddings()
@@ -425,8 +423,20 @@ class DescriptionClassifier:
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[str]:
         """Return the predicted label name of each text."""
-        scores = self.scores(texts, batch_size=batch_size)
-        return [self.label_names[i] for i in scores.argmax(axis=1)] if len(scores) else []
+        return predict_labels(self, texts, batch_size=batch_size)[0]
+
+
+def predict_labels(classifier: Any, texts: Sequence[str], *,
+                   batch_size: int = 64) -> tuple[list[str], np.ndarray]:
+    """The predicted label name of each text and its probability (softmax of the calibrated
+    scores) for a :class:`DescriptionClassifier` or :class:`HeadClassifier`."""
+    scores = np.asarray(classifier.scores(texts, batch_size=batch_size), dtype=np.float64)
+    if not len(scores):
+        return [], np.zeros(0)
+    z = np.exp(scores - scores.max(axis=1, keepdims=True))
+    probs = z / z.sum(axis=1, keepdims=True)
+    best = scores.argmax(axis=1)  # the scores' argmax, exactly as before calibration
+    return [classifier.label_names[i] for i in best], probs[np.arange(len(best)), best]
 
 
 class HeadClassifier:
@@ -467,10 +477,12 @@ class HeadClassifier:
                 f"{self.label_names}: pass a mapping {{target_label: source_label}} or use "
                 "formulation=description")
         self.order = order
+        self.temperature = temperature_of(read_metadata(path))
 
     def scores(self, texts: Sequence[str], *, batch_size: int = 64,
                progress: Any = None) -> np.ndarray:
-        """Return the head's logits for the target labels, shape (len(texts), labels)."""
+        """Return the head's logits for the target labels divided by the folder's calibration
+        temperature, shape (len(texts), labels)."""
         import torch
 
         device = next(self.model.parameters()).device
@@ -488,15 +500,14 @@ class HeadClassifier:
                         logits = self.model(**batch).logits
                 else:
                     logits = self.model(**batch).logits
-                out[idx] = logits.float().index_select(1, index).cpu().numpy()
+                out[idx] = (logits.float().index_select(1, index) / self.temperature).cpu().numpy()
                 if progress is not None:
                     progress(len(idx))
         return out
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[str]:
         """Return the predicted label name of each text."""
-        scores = self.scores(texts, batch_size=batch_size)
-        return [self.label_names[i] for i in scores.argmax(axis=1)] if len(scores) else []
+        return predict_labels(self, texts, batch_size=batch_size)[0]
 
 
 def load_classifier(
@@ -511,15 +522,14 @@ def load_classifier(
     """Return the right classifier for a model folder (tuned, exported or a base encoder).
 
     For description models without explicit ``descriptions`` the target labels get the default
-    template; the scale stored in the folder's metadata (if any) is used.
+    template; both classifiers apply the folder's calibration (see
+    :mod:`hubselect.model_folder`).
     """
     path = os.fspath(model_path)
-    if not os.path.exists(os.path.join(path, "config.json")):
+    if not os.path.exists(os.path.join(path, CONFIG_FILE)):
         raise HubselectError(f"model folder {path} has no config.json: pass a folder written "
                              "by hubselect fine-tuning or a resolved model")
     if folder_formulation(path) == HEAD:
         return HeadClassifier(path, label_names, mapping, device=device, max_length=max_length)
-    meta = read_metadata(path)
     return DescriptionClassifier(path, label_names, descriptions, device=device,
-                                 max_length=max_length,
-                                 scale=float(meta.get("scale", DEFAULT_SCALE)))
+                                 max_length=max_length)

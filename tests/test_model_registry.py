@@ -19,7 +19,7 @@ import pytest
 
 from hubselect.modeling import resolve_model
 from hubselect.training import FinetuneConfig, finetune
-from hubselect.zeroshot import DescriptionClassifier, HeadClassifier
+from hubselect.zeroshot import DescriptionClassifier, HeadClassifier, predict_labels
 from modelkit import NAMES, make_tiny_model, toy_data
 
 PROBES = ["great product , love it", "awful waste , it broke", "the item was perfect"]
@@ -98,12 +98,16 @@ def test_description_champion_predicts_target_label_names(store):
                                 gain=0.4)
     assert version == 1
     model = mlflow.pyfunc.load_model("models:/hubselect-toy-description@champion")
-    predicted = model.predict(PROBES)
-    assert predicted == DescriptionClassifier(store.description.path, target,
-                                              max_length=32).predict(PROBES)
-    assert set(predicted) <= set(target) and len(predicted) == len(PROBES)
-    assert predicted[:2] == ["Positive", "Negative"]
-    assert model.predict(pd.DataFrame({"text": PROBES})) == predicted
+    out = model.predict(PROBES)
+    # like the transformers flavour: a frame of target label names and calibrated probabilities
+    assert list(out.columns) == ["label", "score"] and len(out) == len(PROBES)
+    labels, probs = predict_labels(DescriptionClassifier(store.description.path, target,
+                                                         max_length=32), PROBES)
+    assert out["label"].tolist() == labels
+    assert out["score"].tolist() == pytest.approx(probs.tolist(), abs=1e-5)
+    assert ((out["score"] > 0.5) & (out["score"] <= 1.0)).all()
+    assert out["label"].tolist()[:2] == ["Positive", "Negative"]
+    pd.testing.assert_frame_equal(model.predict(pd.DataFrame({"text": PROBES})), out)
     tags = MlflowClient().get_model_version("hubselect-toy-description", "1").tags
     assert tags["hubselect.target"] == "toy-target" and tags["hubselect.source"] == "toy"
     assert float(tags["hubselect.gain"]) == pytest.approx(0.4)
@@ -118,7 +122,7 @@ def test_untuned_baseline_can_be_logged(store):
     info = _log(store, resolve_model(store.tiny), target,
                 descriptions={"sports": "A sports story.", "world": "World news."})
     predicted = mlflow.pyfunc.load_model(info.model_uri).predict(PROBES)
-    assert set(predicted) <= set(target)
+    assert len(predicted) == len(PROBES) and set(predicted["label"]) <= set(target)
 
 
 def test_head_champion_predicts_target_label_names(store):
@@ -194,7 +198,9 @@ def test_serve_the_champion(store, formulation):
                       target="toy-target")
     port = _free_port()
     log = open(store.tmp / "serve.log", "w")  # noqa: SIM115 - closed below
-    env = dict(os.environ, MLFLOW_TRACKING_URI=store.uri, MLFLOW_MODELS_WORKERS="1")
+    env = dict(os.environ, MLFLOW_TRACKING_URI=store.uri, MLFLOW_MODELS_WORKERS="1",
+               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
+    # mlflow starts `uvicorn` from PATH: the interpreter's own bin folder, even if not activated
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}@champion",
          "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1", "--workers", "1"],
@@ -216,9 +222,9 @@ def test_serve_the_champion(store, formulation):
         split = _post(port, {"dataframe_split": {"columns": ["text"],
                                                  "data": [[t] for t in PROBES[:2]]}})
         split = split["predictions"]
-        if formulation == "head":  # the transformers flavour answers label/score records
-            assert set(answer[0]) == {"label", "score"}
-            answer, split = [r["label"] for r in answer], [r["label"] for r in split]
+        # both flavours answer label/score records, the score a calibrated probability
+        assert set(answer[0]) == {"label", "score"} and 0.5 < answer[0]["score"] <= 1.0
+        answer, split = [r["label"] for r in answer], [r["label"] for r in split]
         assert answer == ["Positive"]
         assert split == ["Positive", "Negative"]
     finally:

@@ -2,17 +2,21 @@
 
 Two ways a model is logged, by formulation:
 
-* **head**: the tuned head is exported with its rows in the target's label order (see
+* **head**: the tuned head is exported with its rows in the target's label order and its
+  calibration temperature folded into the output layer (see
   :func:`hubselect.zeroshot.export_head`), a stock text-classification model, and logged with
-  the ``mlflow.transformers`` flavour (``task="text-classification"``). Its pyfunc ``predict``
-  takes a list of texts and returns a DataFrame with a ``label`` column (the target's label
-  names, from ``id2label``) and a ``score`` column.
+  the ``mlflow.transformers`` flavour (``task="text-classification"``).
 * **description**: the bi-encoder is not a stock pipeline, so it is logged as an
   ``mlflow.pyfunc`` ``PythonModel`` whose artifact is the saved safetensors model folder and
-  whose ``model_config`` holds the target's label names and descriptions. Its ``predict`` takes
-  a list of texts (or a DataFrame with a ``text`` column, else its first column) and returns
-  the list of predicted label names. The ``hubselect`` package is logged with it
-  (``code_paths``), so loading needs only the pinned requirements.
+  whose ``model_config`` holds the target's label names, descriptions and calibrated cosine
+  scale. The ``hubselect`` package is logged with it (``code_paths``), so loading needs only
+  the pinned requirements.
+
+Both answer the same way: pyfunc ``predict`` takes a list of texts (or a DataFrame with a
+``text`` column, else its first column) and returns a pandas DataFrame with one row per text,
+``label`` (the predicted target label name) and ``score`` (its calibrated probability, see
+:mod:`hubselect.model_folder`); ``mlflow models serve`` answers
+``{"predictions": [{"label": ..., "score": ...}, ...]}``.
 
 Registration (:func:`register_champion`) adds a model version and moves the ``champion`` alias
 to it; a registered name is never overwritten.
@@ -102,7 +106,8 @@ def _define_description_model(base: type) -> type:
     """Define the description PythonModel class on ``base`` (``mlflow.pyfunc.PythonModel``)."""
 
     class HubselectDescriptionModel(base):
-        """Zero-shot bi-encoder: predicts the target label whose description is closest."""
+        """Zero-shot bi-encoder: predicts the target label whose description is closest, with
+        its calibrated probability."""
 
         # No type hints on load_context/predict: with a ``list[str]`` hint MLflow's server
         # accepts only ``{"inputs": ...}``; without, ``dataframe_split``/``records`` work too.
@@ -117,8 +122,14 @@ def _define_description_model(base: type) -> type:
                 scale=float(config.get("scale", 20.0)), device=config.get("device"))
 
         def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN202
-            """Return the predicted target label name of each input text (a list of str)."""
-            return self.classifier.predict(_texts_of(model_input))
+            """Return a DataFrame with the predicted target ``label`` of each input text and
+            its calibrated probability ``score`` (the transformers flavour's columns)."""
+            import pandas as pd
+
+            from hubselect.zeroshot import predict_labels
+
+            labels, scores = predict_labels(self.classifier, _texts_of(model_input))
+            return pd.DataFrame({"label": labels, "score": scores.astype(float)})
 
     return HubselectDescriptionModel
 
@@ -176,11 +187,11 @@ def log_model(
     Raises:
         HubselectError: a folder that is not a model, or labels that do not fit.
     """
-    from hubselect.zeroshot import (DEFAULT_SCALE, HEAD, folder_formulation,
-                                    label_descriptions, read_metadata, require_label_names)
+    from hubselect.model_folder import CONFIG_FILE, HEAD, folder_formulation, read_metadata
+    from hubselect.zeroshot import label_descriptions, require_label_names
 
     path = os.fspath(getattr(model, "path", model))
-    if not os.path.exists(os.path.join(path, "config.json")):
+    if not os.path.exists(os.path.join(path, CONFIG_FILE)):
         raise HubselectError(f"cannot log {path}: it is not a model folder (no config.json)")
     names = require_label_names(target_label_names, role="target")
     example = list(input_example or ["This product works great and I would buy it again."])
@@ -195,15 +206,21 @@ def log_model(
             return _log_head(path, names, mapping, name, example, info_meta)
         descs = label_descriptions(names, descriptions)
         info_meta["hubselect.descriptions"] = descs
-        return _log_description(path, names, descs, float(meta.get("scale", DEFAULT_SCALE)),
-                                max_length, name, example, info_meta)
+        return _log_description(path, names, descs, max_length, name, example, info_meta)
+
+
+def _label_score_signature(example: list[str], names: list[str]) -> Any:
+    """The signature of both flavours: texts in, a ``label``/``score`` frame out."""
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    return infer_signature(example, pd.DataFrame({"label": [names[0]] * len(example),
+                                                  "score": [1.0] * len(example)}))
 
 
 def _log_head(path: str, names: list[str], mapping: Mapping[str, str] | None, name: str,
               example: list[str], info_meta: dict[str, Any]) -> Any:
     import mlflow
-    import pandas as pd
-    from mlflow.models import infer_signature
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from hubselect.zeroshot import export_head
@@ -213,12 +230,10 @@ def _log_head(path: str, names: list[str], mapping: Mapping[str, str] | None, na
         tokenizer = AutoTokenizer.from_pretrained(exported)
         head = AutoModelForSequenceClassification.from_pretrained(exported,
                                                                   use_safetensors=True)
-        signature = infer_signature(
-            example, pd.DataFrame({"label": [names[0]] * len(example),
-                                   "score": [1.0] * len(example)}))
         return mlflow.transformers.log_model(
             transformers_model={"model": head, "tokenizer": tokenizer}, name=name,
-            task="text-classification", signature=signature, input_example=example,
+            task="text-classification", signature=_label_score_signature(example, names),
+            input_example=example,
             pip_requirements=pip_requirements(), metadata=info_meta,
             model_card=_model_card(names, info_meta))
 
@@ -235,15 +250,15 @@ def _model_card(names: list[str], info_meta: Mapping[str, Any]) -> Any:
         f"'{info_meta.get('hubselect.base_model')}' with a label-aligned classification head.\n")
 
 
-def _log_description(path: str, names: list[str], descs: dict[str, str], scale: float,
-                     max_length: int, name: str, example: list[str],
-                     info_meta: dict[str, Any]) -> Any:
+def _log_description(path: str, names: list[str], descs: dict[str, str], max_length: int,
+                     name: str, example: list[str], info_meta: dict[str, Any]) -> Any:
+    """Log the bi-encoder as a PythonModel; ``scale`` is the folder's calibrated one."""
     import mlflow
-    from mlflow.models import infer_signature
 
     import hubselect
+    from hubselect.model_folder import description_scale, read_metadata
 
-    signature = infer_signature(example, [names[0]] * len(example))
+    scale = description_scale(read_metadata(path))
     config = {CONFIG_KEY: {"label_names": names, "descriptions": descs, "scale": scale,
                            "max_length": int(max_length)}}
     with _known_mlflow_notices_off():
@@ -251,8 +266,8 @@ def _log_description(path: str, names: list[str], descs: dict[str, str], scale: 
             name=name, python_model=_description_pyfunc(),
             artifacts={"model": path}, model_config=config,
             code_paths=[os.path.dirname(os.path.abspath(hubselect.__file__))],
-            signature=signature, input_example=example, pip_requirements=pip_requirements(),
-            metadata=info_meta)
+            signature=_label_score_signature(example, names), input_example=example,
+            pip_requirements=pip_requirements(), metadata=info_meta)
 
 
 class _DropMessages(logging.Filter):
@@ -345,15 +360,23 @@ def register_champion(
     Raises:
         HubselectError: the model URI cannot be registered (one line, with the cause).
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-    from mlflow.tracking import MlflowClient
-
     reg_name = sanitize_model_name(name) if name else default_model_name(target)
     if isinstance(model, str) and _RUN_ID.match(model):
         uri = f"runs:/{model}/{artifact_name}"
     else:
         uri = str(getattr(model, "model_uri", model))
+    _ensure_registered(reg_name, target)
+    version = _add_version(uri, reg_name, alias,
+                           _version_tags(target, source, metrics, gain, policy, tags))
+    logger.info("registered %s version %s as '%s@%s'", uri, version, reg_name, alias)
+    return version
+
+
+def _ensure_registered(reg_name: str, target: str) -> None:
+    """Create the registered model tagged with ``target``, or tag / warn on an existing one."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient()
     try:
         registered = client.get_registered_model(reg_name)
@@ -363,15 +386,21 @@ def register_champion(
         try:
             client.create_registered_model(reg_name, tags={TARGET_TAG: target},
                                            description=f"hubselect champion for {target}")
+            return
         except MlflowException:  # created concurrently: fine, add a version to it
             registered = client.get_registered_model(reg_name)
-    if registered is not None:
-        previous = (registered.tags or {}).get(TARGET_TAG)
-        if previous is None:
-            client.set_registered_model_tag(reg_name, TARGET_TAG, target)
-        elif previous != target:
-            logger.warning("registered model '%s' is tagged for target '%s', not '%s': adding "
-                           "version anyway", reg_name, previous, target)
+    previous = (registered.tags or {}).get(TARGET_TAG)
+    if previous is None:
+        client.set_registered_model_tag(reg_name, TARGET_TAG, target)
+    elif previous != target:
+        logger.warning("registered model '%s' is tagged for target '%s', not '%s': adding "
+                       "version anyway", reg_name, previous, target)
+
+
+def _version_tags(target: str, source: str | Sequence[str] | None,
+                  metrics: Mapping[str, float] | None, gain: float | None, policy: str,
+                  tags: Mapping[str, Any] | None) -> dict[str, str]:
+    """The tags of a new champion version (target, sources, policy, gain, metrics, extras)."""
     sources = [source] if isinstance(source, str) else list(source or [])
     version_tags = {TARGET_TAG: target, "hubselect.source": ",".join(sources) or "baseline",
                     "hubselect.champion_policy": policy}
@@ -380,14 +409,21 @@ def register_champion(
     for key, value in (metrics or {}).items():
         version_tags[f"hubselect.{key}"] = f"{value:.6g}" if isinstance(value, float) else value
     version_tags.update(dict(tags or {}))
-    version_tags = {k: str(v) for k, v in version_tags.items()}
+    return {k: str(v) for k, v in version_tags.items()}
+
+
+def _add_version(uri: str, reg_name: str, alias: str, version_tags: dict[str, str]) -> int:
+    """Register ``uri`` as a new version of ``reg_name`` and point ``alias`` at it."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
     try:
         with _mlflow_prints_off():
             version = mlflow.register_model(uri, reg_name, tags=version_tags)
-        client.set_registered_model_alias(reg_name, alias, version.version)
+        MlflowClient().set_registered_model_alias(reg_name, alias, version.version)
     except MlflowException as exc:
         raise HubselectError(f"cannot register {uri} as '{reg_name}' "
                              f"({exc.message.splitlines()[0] if exc.message else exc}): log "
                              "the model first and check the tracking URI") from exc
-    logger.info("registered %s version %s as '%s@%s'", uri, version.version, reg_name, alias)
     return int(version.version)
