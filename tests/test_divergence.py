@@ -602,3 +602,25 @@ def test_measure_spec_is_frozen_and_hashable():
     assert len({spec, get_measure("jsd"), get_measure("kl")}) == 2
     custom = MeasureSpec("mine", total_variation_distance, "terms", True, (), "custom")
     assert custom.params == {} and custom([1, 0], [0, 1]) == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------------------ label spaces
+
+def test_label_space_distances_give_both_distances_per_source_in_order():
+    from hubselect.divergence.labels import LABEL_COLUMNS, label_balance_distance, label_set_distance, \
+        label_space_distances
+
+    eye = np.eye(3)
+    target = (eye[:2], np.array([0.8, 0.2]))
+    sources = {"same": (eye[:2], np.array([8.0, 2.0])), "flipped": (eye[:2], np.array([1.0, 9.0])),
+               "extra": (eye, np.array([4.0, 4.0, 2.0]))}
+    out = label_space_distances(target, sources)
+    assert tuple(out) == LABEL_COLUMNS == ("label_distance", "balance_distance")
+    assert list(out["label_distance"]) == list(out["balance_distance"]) == ["same", "flipped", "extra"]
+    assert out["label_distance"]["same"] == pytest.approx(0.0) and out["balance_distance"]["same"] == pytest.approx(0.0)
+    assert out["balance_distance"]["flipped"] == pytest.approx(0.7)
+    assert out["label_distance"]["extra"] == label_set_distance(eye[:2], eye) > 0
+    assert out["balance_distance"]["extra"] == label_balance_distance([0.8, 0.2], [4, 4, 2], eye[:2], eye)
+    assert label_space_distances(target, {}) == {"label_distance": {}, "balance_distance": {}}
+    with pytest.raises(ValueError, match="source_probs must have shape"):
+        label_space_distances(target, {"bad": (eye[:2], np.array([1.0, 2.0, 3.0]))})

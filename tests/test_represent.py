@@ -132,3 +132,18 @@ def test_score_and_select_configs_give_their_mlflow_params():
     assert SelectionConfig("budget", k=2, measures="js", budget_examples=9).params() == {
         "policy": "budget", "k": 2, "select_measures": "js", "quantile": 0.25, "budget_examples": 9,
         "learned_model": "", "weights": "divergence=1,prior=1,labels=2,balance=0", "prior": ""}
+
+
+def test_label_spaces_embed_names_and_estimate_the_target_balance(tiny_settings):
+    from hubselect.represent.labels import label_spaces
+    from hubselect.represent.store import Encoder
+
+    encoder = Encoder(tiny_settings, "cpu")
+    texts = encoder(["great product", "awful, broke at once", "fine"])
+    (labels, probs), sources = label_spaces(["negative", "positive"], texts,
+                                            {"s": {"sarcastic": 3, "not_sarcastic": 7}, "t": {"pos": 2, "neg": 1}},
+                                            encoder)
+    assert labels.shape == (2, texts.shape[1]) and probs.shape == (2,) and probs.sum() == pytest.approx(1.0)
+    assert list(sources) == ["s", "t"] and sources["s"][0].shape == (2, texts.shape[1])
+    np.testing.assert_array_equal(sources["t"][1], [2.0, 1.0])
+    np.testing.assert_allclose(sources["t"][0][0], encoder(["positive"])[0], rtol=1e-5)  # "pos" read as "positive"

@@ -95,12 +95,14 @@ def test_label_distances_validate_inputs(args, match):
 
 
 def test_label_space_table_with_a_real_encoder(tiny_encoder):
-    from hubselect.represent.labels import label_space_table
+    from hubselect.divergence.labels import label_space_distances
+    from hubselect.represent.labels import label_spaces
 
     texts = tiny_encoder(["great product", "awful, broke at once", "fine"])
-    table = label_space_table(["negative", "positive"], texts,
-                              {"same": {"negative": 5, "positive": 5}, "other": {"sarcastic": 3, "not_sarcastic": 7}},
-                              tiny_encoder)
+    spaces = label_spaces(["negative", "positive"], texts,
+                          {"same": {"negative": 5, "positive": 5}, "other": {"sarcastic": 3, "not_sarcastic": 7}},
+                          tiny_encoder)
+    table = pd.DataFrame(label_space_distances(*spaces))
     assert list(table.columns) == ["label_distance", "balance_distance"]
     assert table.loc["same", "label_distance"] == pytest.approx(0.0, abs=1e-6)
     assert table.loc["other", "label_distance"] > 0

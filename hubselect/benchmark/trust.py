@@ -72,8 +72,9 @@ def label_features(matrix: dict, out_dir: Path) -> Any:
     """Per pair: label-set and balance distances, source rows, same label names (no target labels)."""
     import pandas as pd
 
+    from hubselect.divergence.labels import label_space_distances
     from hubselect.labelnames import normalize_label
-    from hubselect.represent.labels import label_space_table
+    from hubselect.represent.labels import label_spaces
     from hubselect.represent.store import EmbeddingSettings, Encoder, cached_embeddings
 
     s = matrix["settings"]
@@ -86,7 +87,8 @@ def label_features(matrix: dict, out_dir: Path) -> Any:
         texts = pd.read_parquet(fetch_dir / catalog["target"]["score"]["sample"], columns=["text"])["text"].tolist()
         emb, _ = cached_embeddings(texts, catalog["target"]["revision"], encoder)
         ok = {c["name"]: c for c in catalog["candidates"] if c["status"] == "ok"}
-        table = label_space_table(rec["label_names"], emb, {n: c["label_counts"] for n, c in ok.items()}, encoder)
+        spaces = label_spaces(rec["label_names"], emb, {n: c["label_counts"] for n, c in ok.items()}, encoder)
+        table = pd.DataFrame(label_space_distances(*spaces))
         target_set = {normalize_label(n) for n in rec["label_names"]}
         table["source_rows"] = [float(ok[n].get("rows_total") or ok[n]["n"]) for n in table.index]
         table["same_labels"] = [float({normalize_label(k) for k in ok[n]["label_counts"]} == target_set)

@@ -9,12 +9,18 @@ untuned zero-shot model predicts on the target's unlabelled texts. Both are orie
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 from numpy.typing import ArrayLike
 
 from hubselect.divergence.terms import _as_float_array, _check_finite
 
-__all__ = ["label_set_distance", "label_balance_distance", "nearest_label_map"]
+__all__ = ["label_set_distance", "label_balance_distance", "nearest_label_map", "label_space_distances",
+           "LABEL_COLUMNS"]
+
+#: The distances :func:`label_space_distances` gives, in order.
+LABEL_COLUMNS = ("label_distance", "balance_distance")
 
 
 def _label_matrix(a: ArrayLike, name: str, d: int | None = None) -> np.ndarray:
@@ -108,3 +114,26 @@ def _distribution(w: ArrayLike, name: str, n: int) -> np.ndarray:
     if np.any(w < 0) or w.sum() <= 0:
         raise ValueError(f"{name} must be non-negative with a positive sum, got {w.tolist()}")
     return w / w.sum()
+
+
+def label_space_distances(target: tuple[ArrayLike, ArrayLike],
+                          sources: Mapping[str, tuple[ArrayLike, ArrayLike]]) -> dict[str, dict[str, float]]:
+    """Both label-space distances of every source from the target.
+
+    Args:
+        target: The target's label embeddings ``(T, d)`` and class distribution ``(T,)``.
+        sources: ``{source: (label embeddings (S, d), label counts or shares (S,))}``.
+
+    Returns:
+        ``{"label_distance": {source: d}, "balance_distance": {source: d}}``
+        (:func:`label_set_distance`, :func:`label_balance_distance`), sources in the given order.
+
+    Raises:
+        ValueError: as the two distances do, for any source.
+    """
+    labels, probs = target
+    out: dict[str, dict[str, float]] = {column: {} for column in LABEL_COLUMNS}
+    for name, (embeddings, counts) in sources.items():
+        out["label_distance"][name] = label_set_distance(labels, embeddings)
+        out["balance_distance"][name] = label_balance_distance(probs, counts, labels, embeddings)
+    return out

@@ -1,10 +1,11 @@
-"""Label-space features of each candidate against the target, from label *names* and counts.
+"""Label spaces as arrays: label *names* embedded, and a class balance for each domain.
 
 The target's labelled examples are never read: its label names are embedded with the scoring
 encoder, and its class balance is estimated as the untuned encoder's mean zero-shot distribution
 over the target's unlabelled texts (cosine to each label name, softmax at
 :data:`ZERO_SHOT_SCALE`). Each candidate contributes its label names and label counts. The
-measures themselves live in :mod:`hubselect.divergence.labels`.
+distances between these label spaces live one layer up, in :mod:`hubselect.divergence.labels`
+(``label_space_distances(*label_spaces(...))``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ logger = logging.getLogger(__name__)
 
 #: Cosine-to-logit scale of the zero-shot class-balance estimate (as in :mod:`hubselect.zeroshot`).
 ZERO_SHOT_SCALE = 20.0
-LABEL_COLUMNS = ("label_distance", "balance_distance")
+#: A label space: label-name embeddings ``(labels, d)`` and class weights ``(labels,)`` in the same order.
+LabelSpace = tuple[np.ndarray, np.ndarray]
 
 
 def label_name_embeddings(names: Sequence[str], encoder: Any) -> np.ndarray:
@@ -38,27 +40,24 @@ def zero_shot_distribution(text_embeddings: np.ndarray, label_embeddings: np.nda
     return (probs / probs.sum(axis=1, keepdims=True)).mean(axis=0)
 
 
-def label_space_table(target_names: Sequence[str], target_texts: np.ndarray,
-                      sources: Mapping[str, Mapping[str, float]], encoder: Any) -> Any:
-    """One row per source: ``label_distance`` and ``balance_distance`` (lower = closer).
+def label_spaces(target_names: Sequence[str], target_texts: np.ndarray,
+                 sources: Mapping[str, Mapping[str, float]], encoder: Any) -> tuple[LabelSpace, dict[str, LabelSpace]]:
+    """The target's label space and each source's, as arrays for :mod:`hubselect.divergence.labels`.
 
     Args:
         target_names: The target's label names (what a zero-shot user gives).
         target_texts: Embeddings of the target's unlabelled texts, ``(n, d)`` from ``encoder``.
         sources: ``{source: {label name: count}}``.
         encoder: A callable embedding a list of strings (:class:`hubselect.represent.store.Encoder`).
+
+    Returns:
+        ``(target, {source: space})``: the target's label embeddings with its estimated class
+        balance (:func:`zero_shot_distribution`), and each source's label embeddings with its counts.
     """
-    import pandas as pd
-
-    from hubselect.divergence.labels import label_balance_distance, label_set_distance
-
     target_emb = label_name_embeddings(list(target_names), encoder)
-    target_probs = zero_shot_distribution(np.asarray(target_texts), target_emb)
-    rows = {}
+    target = (target_emb, zero_shot_distribution(np.asarray(target_texts), target_emb))
+    spaces = {}
     for name, counts in sources.items():
         labels = list(counts)
-        emb = label_name_embeddings(labels, encoder)
-        rows[name] = {"label_distance": label_set_distance(target_emb, emb),
-                      "balance_distance": label_balance_distance(target_probs, [counts[k] for k in labels],
-                                                                 target_emb, emb)}
-    return pd.DataFrame.from_dict(rows, orient="index", columns=list(LABEL_COLUMNS))
+        spaces[name] = (label_name_embeddings(labels, encoder), np.array([counts[k] for k in labels], dtype=float))
+    return target, spaces

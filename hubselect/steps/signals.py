@@ -3,7 +3,8 @@
 * ``prior``: each candidate's mean gain on other targets in a benchmark
   (:mod:`hubselect.prior`; ``--prior`` or the prior shipped with the package);
 * ``label_distance`` / ``balance_distance``: the candidate's label space against the target's
-  label *names* and its estimated class balance (:mod:`hubselect.represent.labels`). The
+  label *names* and its estimated class balance (:mod:`hubselect.represent.labels` embeds them,
+  :mod:`hubselect.divergence.labels` measures them). The
   target's labelled examples are not read.
 """
 
@@ -60,7 +61,8 @@ def label_signals(catalog: dict, fetch_dir: Path, score_cfg: Any) -> dict[str, d
     Raises:
         HubselectError: the target has no label names.
     """
-    from hubselect.represent.labels import label_space_table
+    from hubselect.divergence.labels import label_space_distances
+    from hubselect.represent.labels import label_spaces
     from hubselect.represent.store import Encoder, cached_embeddings
     from hubselect.scoring import read_texts
 
@@ -72,8 +74,8 @@ def label_signals(catalog: dict, fetch_dir: Path, score_cfg: Any) -> dict[str, d
     encoder = Encoder(score_cfg.embedding, score_cfg.device)
     texts = read_texts(Path(fetch_dir) / target["score"]["sample"])
     emb, _ = cached_embeddings(texts, target["revision"], encoder)
-    table = label_space_table(names, emb, {c["name"]: _label_counts(c) for c in accepted(catalog)}, encoder)
-    return {col: table[col].to_dict() for col in table.columns}
+    spaces = label_spaces(names, emb, {c["name"]: _label_counts(c) for c in accepted(catalog)}, encoder)
+    return label_space_distances(*spaces)
 
 
 def without_label_signals(cfg: Any, catalog: dict) -> Any:
