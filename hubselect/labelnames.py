@@ -6,8 +6,9 @@ evaluation). Pure string functions; no imports from the rest of the package.
 
 from __future__ import annotations
 
+import numbers
 import re
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 _SPACE_RE = re.compile(r"\s+")
 
@@ -19,6 +20,27 @@ def normalize_label(name: Any) -> str:
     """
     text = str(name).strip().lower().replace("_", " ").replace("-", " ")
     return _SPACE_RE.sub(" ", text).strip()
+
+
+def label_lookup(names: Sequence[Any]) -> dict[str, int]:
+    """``{normalize_label(name): position}`` over ``names``: find a label by its comparable form."""
+    return {normalize_label(n): i for i, n in enumerate(names)}
+
+
+def label_position(label: Any, names: Sequence[Any], lookup: Mapping[str, int] | None = None) -> int | None:
+    """Where ``label`` sits in ``names``, or ``None`` when it is not there.
+
+    An integer (``int`` or numpy integer, not ``bool``) is a label id, valid in ``range(len(names))``;
+    anything else is a name, found by :func:`normalize_label` (``"Sci_Tech"`` finds ``"sci-tech"``).
+
+    Args:
+        label: A label id or name.
+        names: The label names, in id order.
+        lookup: :func:`label_lookup` of ``names``, to reuse over many labels.
+    """
+    if isinstance(label, numbers.Integral) and not isinstance(label, bool):
+        return int(label) if 0 <= int(label) < len(names) else None
+    return (label_lookup(names) if lookup is None else lookup).get(normalize_label(label))
 
 
 #: Generic abbreviations seen in label codes across domains (not per dataset): expanded when a
