@@ -124,7 +124,8 @@ def _catalog_with_samples(folder, names):
     for i, name in enumerate(names):
         texts, labels = toy_data(10 + 10 * i, seed=i)
         pd.DataFrame({"text": texts, "label": labels}).to_parquet(folder / "samples" / f"{name}.parquet")
-        candidates.append({"name": name, "sample": f"samples/{name}.parquet", "status": "ok", "rows_total": 1000 * (i + 1)})
+        candidates.append({"name": name, "sample": f"samples/{name}.parquet", "status": "ok",
+                           "rows_total": 1000 * (i + 1)})
     return {"candidates": [*candidates, {"name": "gone", "status": "rejected"}]}
 
 
