@@ -37,16 +37,12 @@ def tasks(tmp_path) -> Path:
 
 
 def parse(tiny: str, tasks: Path, *extra: str) -> argparse.Namespace:
-    from hubselect.benchmark.run import add_benchmark_args
+    from hubselect.options import build_parser
 
-    parser = argparse.ArgumentParser()
-    add_benchmark_args(parser)
-    parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--experiment", default=None)
-    return parser.parse_args(["--tasks", str(tasks), "--output", "bench", "--quiet", "--sample-size", "40",
-                              "--target-sample-size", "40", "--eval-size", "30", "--embedding-model", tiny,
-                              "--embed-examples", "16", "--max-length", "32", "--model", tiny,
-                              "--train-max-length", "32", "--max-train-examples", "40", *extra])
+    return build_parser().parse_args([
+        "benchmark", "--tasks", str(tasks), "--output", "bench", "--quiet", "--sample-size", "40",
+        "--target-sample-size", "40", "--eval-size", "30", "--embedding-model", tiny, "--embed-examples", "16",
+        "--max-length", "32", "--model", tiny, "--train-max-length", "32", "--max-train-examples", "40", *extra])
 
 
 def run(tiny: str, tasks: Path, *extra: str):
@@ -148,18 +144,17 @@ def test_unknown_task_name_refused(tracking, tiny, tasks):
 
 
 def test_quick_preset_picks_four_fdu_domains_and_small_samples(tiny, tmp_path):
-    from hubselect.benchmark.run import QUICK_TASKS, config_from_args
+    from hubselect.benchmark.presets import DEFAULT_TASKS, QUICK_TASKS
+    from hubselect.options import benchmark_config as config_from_args
 
     args = parse(tiny, tmp_path, "--quick")
-    args.tasks = __import__("hubselect.benchmark.run", fromlist=["DEFAULT_TASKS"]).DEFAULT_TASKS
+    args.tasks = DEFAULT_TASKS
     args.sample_size = 400  # back at the default, so the preset applies
     cfg = config_from_args(args)
     assert cfg.only == QUICK_TASKS and cfg.sample_size == 200
     assert cfg.eval_size == 30  # set explicitly: the preset leaves it alone
     args = parse(tiny, tmp_path, "--quick", "false")  # MLproject passes a value
     assert not args.quick
-    from hubselect.benchmark.run import DEFAULT_TASKS
-
     args = parse(tiny, tmp_path, "--quick", "true")
     args.tasks = f"{DEFAULT_TASKS}/../fdu-mtl/"  # another spelling of the same folder
     assert config_from_args(args).only == QUICK_TASKS

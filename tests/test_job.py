@@ -111,7 +111,7 @@ def test_bad_transfer_input_is_one_line_and_registers_nothing(tracking, tiny, ca
 def test_unlabelled_target_gets_a_label_free_champion(tracking, tiny):
     from mlflow.tracking import MlflowClient
 
-    from hubselect.transfer import LABEL_FREE_DEFAULT
+    from hubselect.champion import LABEL_FREE_DEFAULT
 
     assert main(job_args(tiny, "--eval-size", "0", "--label-names", "negative,positive")) == 0
     champion = json.loads((artifacts(runs_of("register")[0]) / "champion.json").read_text())

@@ -87,13 +87,10 @@ class ShardDone(HubselectError):
 
 def settings_of(cfg: BenchmarkConfig, tasks: list[dict]) -> dict[str, Any]:
     """The flat settings that decide the results (compared on resume) plus the task list."""
-    from hubselect.steps import score_params
-    from hubselect.transfer import transfer_params
-
-    transfer = {k: v for k, v in transfer_params(cfg.transfer).items() if k not in ("champion", "registered_model_name")}
+    transfer = cfg.transfer.pair_params()
     settings = {"format_version": FORMAT_VERSION, "tasks": cfg.tasks, "sample_size": cfg.sample_size,
                 "target_sample_size": cfg.target_sample_size, "eval_size": cfg.eval_size, "seed": cfg.seed, "seeds": cfg.seeds,
-                "train_seed": cfg.transfer.finetune.seed, **score_params(cfg.score), **transfer,
+                "train_seed": cfg.transfer.finetune.seed, **cfg.score.params(), **transfer,
                 "task_names": ",".join(t["name"] for t in tasks)}
     return {k: ("" if v is None else v) for k, v in settings.items()}
 
@@ -370,7 +367,7 @@ def source_features_frame(out_dir: Path, tasks: list[dict]) -> Any:
     """Features of each task as a source, read from its sample in any target's fetch folder."""
     import pandas as pd
 
-    from hubselect.benchmark.learned import source_features
+    from hubselect.learned_policy import source_features
 
     rows = {}
     for folder in sorted((Path(out_dir) / "fetch").iterdir()):

@@ -20,106 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hubselect.errors import HubselectError
-
 logger = logging.getLogger(__name__)
-
-DEFAULT_TASKS = str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fdu-mtl")
-QUICK_TASKS = ("books", "dvd", "electronics", "kitchen_housewares")
-#: The ``--quick`` preset: applied to every option still at its default.
-QUICK = {"sample_size": 200, "target_sample_size": 200, "eval_size": 200, "embed_examples": 100,
-         "train_max_length": 64, "max_train_examples": 200}
-#: Defaults of ``hubselect benchmark`` that differ from the pipeline's, sized so the 16 FDU-MTL
-#: domains (16 tunings, 240 pair evaluations) take about two hours on 2 busy CPU cores:
-#: MiniLM tunes at ~14 examples/s there (1 thread, max_length 64). ``description``: at
-#: max_length 64 the label-aligned head learns little in one short epoch (held-out accuracy
-#: 0.48-0.60 on baby and apparel), the label-description formulation 0.68-0.88.
-DEFAULTS = {"sample_size": 400, "target_sample_size": 500, "eval_size": 400, "embed_examples": 200,
-            "train_max_length": 64, "max_train_examples": 400, "formulation": "description"}
-RANK_POLICIES = {"rank:default": ("js", "centroid_cosine", "mmd"), "rank:all": (), "rank:terms": (),
-                 "rank:embeddings": ()}
-
-
-def add_benchmark_args(parser: argparse.ArgumentParser) -> None:
-    """Add the benchmark's options (not ``--quiet``/``--experiment``: the CLI's ``_common`` adds those)."""
-    from hubselect import cli
-
-    g = parser.add_argument_group("benchmark")
-    g.add_argument("--tasks", default=DEFAULT_TASKS,
-                   help="catalog folder(s), task paths, 'demo' or Hub ids, comma-separated (default: ../shared/data/fdu-mtl)")
-    g.add_argument("--only", default="", help="task names to keep, comma-separated (default: all)")
-    g.add_argument("--output", default="benchmark-output", help="folder of the matrix and report (resumable)")
-    g.add_argument("--quick", type=cli.boolean, nargs="?", const=True, default=False, metavar="true|false",
-                   help=f"smoke preset: {', '.join(QUICK_TASKS)} of FDU-MTL, small samples (under 10 min on CPU)")
-    g.add_argument("--sample-size", type=int, default=DEFAULTS["sample_size"], help="examples sampled per source")
-    g.add_argument("--target-sample-size", type=int, default=DEFAULTS["target_sample_size"],
-                   help="unlabelled target texts sampled for scoring")
-    g.add_argument("--eval-size", type=int, default=DEFAULTS["eval_size"], help="labelled target examples evaluated")
-    g.add_argument("--seed", type=int, default=0, help="sampling and training seed")
-    g.add_argument("--seeds", type=int, default=1,
-                   help="tuning seeds per source; the ground truth is their mean (2+ gives test-retest reliability)")
-    g.add_argument("--groups", default="",
-                   help="task,group,collection CSV (e.g. benchmarks/task_groups.csv): with --seeds 2+, the held-out "
-                        "trust report (dev = fdu-mtl and misc targets, test = the rest)")
-    g.add_argument("--shard", default="0/1", metavar="I/N",
-                   help="run share I of N of the matrix in this process (e.g. 0/2 and 1/2 side by side), then once "
-                        "without --shard to assemble")
-    g.add_argument("--ks", default="1,3", help="k values of the metrics, comma-separated")
-    g.add_argument("--learned-alpha", type=float, default=1.0, help="ridge penalty of the learned policy")
-    cli._score_args(parser)
-    cli._transfer_args(parser)
-    parser.set_defaults(**{k: DEFAULTS[k] for k in ("embed_examples", "train_max_length", "max_train_examples",
-                                                    "formulation")})
-
-
-def _apply_quick(args: argparse.Namespace) -> None:
-    if not args.quick:
-        return
-    for key, value in QUICK.items():
-        if getattr(args, key) == DEFAULTS[key]:
-            setattr(args, key, value)
-    if _is_default_tasks(args.tasks) and not args.only:
-        args.only = ",".join(QUICK_TASKS)
-
-
-def _is_default_tasks(tasks: str) -> bool:
-    """Whether ``tasks`` names the FDU-MTL folder beside the checkout (however spelt)."""
-    return os.path.realpath(os.path.expanduser(tasks.strip())) == os.path.realpath(DEFAULT_TASKS)
-
-
-def config_from_args(args: argparse.Namespace):
-    """The :class:`~hubselect.benchmark.matrix.BenchmarkConfig` of parsed arguments."""
-    from hubselect import cli
-    from hubselect.benchmark.matrix import BenchmarkConfig
-
-    _apply_quick(args)
-    for name in ("label_map", "champion", "registered_model_name", "require_eval"):
-        if not hasattr(args, name):
-            setattr(args, name, {"label_map": "", "champion": "auto", "registered_model_name": ""}.get(name, False))
-    only = tuple(s.strip() for s in args.only.split(",") if s.strip())
-    return BenchmarkConfig(tasks=args.tasks, score=cli.score_config(args), transfer=cli.transfer_config(args),
-                           sample_size=args.sample_size, target_sample_size=args.target_sample_size,
-                           eval_size=args.eval_size, seed=args.seed, seeds=args.seeds, only=only,
-                           shard=parse_shard(args.shard))
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"1/2"`` -> ``(1, 2)``."""
-    i, sep, n = str(text).partition("/")
-    if not sep or not i.strip().isdigit() or not n.strip().isdigit() or int(n) < 1:
-        raise HubselectError(f"--shard '{text}' is not I/N with whole numbers, e.g. 0/2")
-    return int(i), int(n)
-
-
-def parse_ks(text: str) -> tuple[int, ...]:
-    """``"1,3"`` -> ``(1, 3)``; 1 and 3 are always included (the headline needs them)."""
-    try:
-        ks = {int(s) for s in text.split(",") if s.strip()}
-    except ValueError:
-        raise HubselectError(f"--ks '{text}' is not a comma-separated list of integers") from None
-    if any(k < 1 for k in ks):
-        raise HubselectError(f"--ks values must be at least 1, got '{text}'")
-    return tuple(sorted(ks | {1, 3}))
 
 
 def cpu_model(default: str = "unknown") -> str:
@@ -198,11 +99,10 @@ def _log_target(record: dict, resumed: bool, cfg: Any) -> None:
     from collections import defaultdict
 
     from hubselect.tracking import runs
-    from hubselect.transfer import transfer_params
 
     if not record["scored"]:
         return
-    common = {k: v for k, v in transfer_params(cfg.transfer).items() if k not in ("champion", "registered_model_name")}
+    common = cfg.transfer.pair_params()
     by_source: dict[str, list[dict]] = defaultdict(list)
     for p in record["pairs"]:
         by_source[p["source"]].append(p)
@@ -357,7 +257,7 @@ def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3)
     """The benchmark as an MLflow run (configure tracking first); returns a StepOutput."""
     from hubselect.benchmark.matrix import ShardDone, build_matrix
     from hubselect.benchmark.metrics import DEFAULT_RANK_MEASURES
-    from hubselect.steps import StepOutput
+    from hubselect.tracking.runs import StepOutput
     from hubselect.tracking import runs
 
     out_dir = Path(out_dir).resolve()
@@ -404,11 +304,12 @@ def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3)
 
 def run_from_args(args: argparse.Namespace) -> Any:
     """Entry point of ``hubselect benchmark`` (parsed arguments); returns a StepOutput."""
+    from hubselect.benchmark.matrix import list_tasks
+    from hubselect.benchmark.presets import parse_ks
+    from hubselect.options import benchmark_config
     from hubselect.tracking import runs
 
-    from hubselect.benchmark.matrix import list_tasks
-
-    cfg = config_from_args(args)
+    cfg = benchmark_config(args)
     ks = parse_ks(args.ks)
     list_tasks(cfg)  # refuse fewer than three tasks before any run or folder is created
     runs.configure(getattr(args, "experiment", None))

@@ -77,6 +77,12 @@ class FetchConfig:
         if self.eval_size < 0:
             raise HubselectError(f"eval-size must be 0 or more, got {self.eval_size}")
 
+    def params(self) -> dict[str, Any]:
+        """MLflow params of the fetch step (flat; the column mapping as ``text_column`` etc.)."""
+        out = {k: v for k, v in asdict(self).items() if k != "mapping"}
+        out.update({f"{k}_column" if k in ("text", "label") else k: v for k, v in asdict(self.mapping).items()})
+        return {k: (",".join(v) if isinstance(v, (tuple, list)) else v) for k, v in out.items()}
+
 
 def expand_candidates(spec: str, *, language: str = "", limit: int = 20) -> list[TaskRef]:
     """Turn the ``candidates`` parameter into task references (see :class:`FetchConfig`)."""

@@ -1,46 +1,31 @@
-"""What every step shares: its output handle, its params, its work folder."""
+"""What every step shares: its work folder, its params, and the artifact layout.
+
+A step's output folder links the output folder of the step before it under that step's name
+(``register/evaluate/finetune/select/score/fetch``), so any later step finds everything upstream
+from the one folder it is handed (:func:`upstream_dir`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
 from pathlib import Path
 from typing import Any
 
 from hubselect.cache import scratch_dir
-from hubselect.hub.catalog import FetchConfig
-from hubselect.scoring import ScoreConfig
-from hubselect.selection import SelectionConfig
+
+#: The step whose output folder each step's folder links, under that step's name.
+UPSTREAM = {"score": "fetch", "select": "score", "finetune": "select", "evaluate": "finetune", "register": "evaluate"}
+#: The main artifact file of each step (the fetch step's is ``catalog.json``, see hub.catalog).
+SCORES, SELECTION, TUNED, EVALUATION, CHAMPION = ("scores.csv", "selection.json", "tuned.json",
+                                                  "evaluation.json", "champion.json")
 
 
-@dataclass
-class StepOutput:
-    """What a step hands to the next: its run id and the local folder of its artifacts."""
-
-    run_id: str
-    path: Path
-    reused: bool = False
-
-
-def fetch_params(cfg: FetchConfig) -> dict[str, Any]:
-    """MLflow params of the fetch step (flat)."""
-    out = {k: v for k, v in asdict(cfg).items() if k != "mapping"}
-    out.update({f"{k}_column" if k in ("text", "label") else k: v for k, v in asdict(cfg.mapping).items()})
-    out = {k: (",".join(v) if isinstance(v, (tuple, list)) else v) for k, v in out.items()}
+def params_of(*configs: Any) -> dict[str, Any]:
+    """The MLflow params of a step: the ``params()`` of its config and of every upstream config."""
+    out: dict[str, Any] = {}
+    for cfg in configs:
+        out.update(cfg.params())
     return out
-
-
-def score_params(cfg: ScoreConfig) -> dict[str, Any]:
-    """MLflow params of the score step's own settings."""
-    return {"measures": cfg.measures, "bigrams": cfg.bigrams, "embedding_model": cfg.embedding.model,
-            "embedding_revision": cfg.embedding.model_revision, "max_length": cfg.embedding.max_length,
-            "embed_examples": cfg.embedding.max_texts}
-
-
-def select_params(cfg: SelectionConfig) -> dict[str, Any]:
-    """MLflow params of the select step's own settings."""
-    return {"policy": cfg.policy, "k": cfg.k, "select_measures": cfg.measures, "quantile": cfg.quantile,
-            "budget_examples": cfg.budget_examples, "learned_model": cfg.learned_model, "weights": cfg.weights,
-            "prior": cfg.prior}
 
 
 def workdir(step: str) -> Path:
@@ -54,3 +39,28 @@ def link_input(folder: Path, name: str, target: Path) -> None:
     link = folder / name
     if not link.exists():
         link.symlink_to(Path(target).resolve(), target_is_directory=True)
+
+
+def upstream_dir(folder: Path, step: str, wanted: str) -> Path:
+    """The output folder of step ``wanted`` as seen from ``folder``, the output folder of ``step``."""
+    folder = Path(folder)
+    while step != wanted:
+        step = UPSTREAM[step]
+        folder = folder / step
+    return folder
+
+
+def read_json(folder: Path, name: str) -> Any:
+    """A step's JSON artifact ``name`` from its output folder."""
+    return json.loads((Path(folder) / name).read_text(encoding="utf-8"))
+
+
+def upstream(select_dir: Path) -> tuple[dict, Path, Any, dict]:
+    """``(catalog, fetch folder, scores frame, selection)`` from the select step's folder."""
+    import pandas as pd
+
+    from hubselect.hub.catalog import load_catalog
+
+    fetch_dir = upstream_dir(select_dir, "select", "fetch")
+    scores = pd.read_csv(upstream_dir(select_dir, "select", "score") / SCORES, index_col="candidate")
+    return load_catalog(fetch_dir), fetch_dir, scores, read_json(select_dir, SELECTION)

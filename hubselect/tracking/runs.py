@@ -25,6 +25,7 @@ import signal
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
@@ -38,6 +39,17 @@ PROCESS_TAG = "hubselect.process"
 DEFAULT_EXPERIMENT = "hubselect"
 ENV_TRACKING_URI = "MLFLOW_TRACKING_URI"
 T = TypeVar("T")
+
+
+@dataclass
+class StepOutput:
+    """What a step run hands on: its run id, the local folder of its artifacts, whether a
+    finished run was reused, and (for ``main``) the summary the console ends with."""
+
+    run_id: str
+    path: Path
+    reused: bool = False
+    summary: str = ""
 
 
 def tracking_uri() -> str:
@@ -320,11 +332,13 @@ def set_tags(tags: Mapping[str, Any]) -> None:
 
 
 def log_child_run(parent_run_id: str, step: str, params: Mapping[str, Any], metrics: Mapping[str, float], *,
-                  run_name: str, tracking_uri: str) -> str:
+                  run_name: str, tracking_uri: str, started: float | None = None) -> str:
     """Log a finished child run of ``parent_run_id`` with explicit store and parent; returns its id.
 
     For work fanned out to other processes (Ray tasks): no active run or ``MLFLOW_RUN_ID`` is
-    consulted, so the tree is the same whichever process logs it.
+    consulted, so the tree is the same whichever process logs it. ``started`` (epoch seconds)
+    is when the work the run stands for began, so its duration in the UI is the work's, not
+    the logging's.
     """
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
@@ -334,6 +348,7 @@ def log_child_run(parent_run_id: str, step: str, params: Mapping[str, Any], metr
     client = MlflowClient(tracking_uri)
     parent = client.get_run(parent_run_id)
     run = client.create_run(parent.info.experiment_id, run_name=run_name,
+                            start_time=None if started is None else int(started * 1000),
                             tags={MLFLOW_PARENT_RUN_ID: parent_run_id, STEP_TAG: step, MLFLOW_RUN_NAME: run_name,
                                   PROCESS_TAG: process_label()})
     now = get_current_time_millis()
@@ -352,3 +367,26 @@ def log_run_metrics(run_id: str, metrics: Mapping[str, float], *, tracking_uri: 
 
     now = get_current_time_millis()
     MlflowClient(tracking_uri).log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+
+
+def log_table(frame: Any, artifact_file: str) -> None:
+    """Log a pandas frame as an MLflow table artifact (``.json``; shown in the run's UI)."""
+    import mlflow
+
+    mlflow.log_table(data=frame, artifact_file=artifact_file)
+
+
+def set_description(markdown: str) -> None:
+    """The active run's description (the text at the top of its page in the MLflow UI)."""
+    import mlflow
+    from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+
+    mlflow.set_tag(MLFLOW_RUN_NOTE, markdown)
+
+
+def ui_command() -> str:
+    """The ``mlflow ui`` command that opens this store."""
+    uri = tracking_uri()
+    if uri == f"sqlite:///{os.path.abspath('mlflow.db')}":
+        uri = "sqlite:///mlflow.db"
+    return f"mlflow ui --backend-store-uri {uri}"
