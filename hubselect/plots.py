@@ -27,7 +27,7 @@ def scores_per_candidate(table: Any, measures: list[str], path: str | Path) -> P
     ax.set_xticks(range(len(measures)), measures, rotation=45, ha="right")
     labels = [f"{'* ' if d == 'selected' else ''}{c}" for c, d in zip(table.index, table.get("decision", [""] * len(table)))]
     ax.set_yticks(range(len(table)), labels)
-    ax.set_title("Rank of each candidate per measure (1 = closest; * = selected)")
+    ax.set_title("Rank of each candidate per measure\n(1 = closest; * = selected)", fontsize=9)
     fig.colorbar(image, ax=ax, label="rank")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -35,10 +35,18 @@ def scores_per_candidate(table: Any, measures: list[str], path: str | Path) -> P
     return Path(path)
 
 
+def rank_correlation(scores: Any) -> tuple[Any, list[str]]:
+    """Spearman correlation between the measures (columns) of ``scores`` across candidates (rows),
+    and the measures left out because they give every candidate the same value (no ranking, so
+    no correlation: NaN)."""
+    constant = [m for m in scores.columns if scores[m].nunique(dropna=True) <= 1]
+    return scores.drop(columns=constant).rank().corr(), constant
+
+
 def measure_correlation(scores: Any, path: str | Path) -> Path:
-    """Heatmap of Spearman correlation between measures across candidates."""
+    """Heatmap of :func:`rank_correlation`; the measures left out are named under the title."""
     plt = _pyplot()
-    corr = scores.rank().corr()
+    corr, constant = rank_correlation(scores)
     fig, ax = plt.subplots(figsize=(1.5 + 0.55 * len(corr), 1.2 + 0.5 * len(corr)))
     image = ax.imshow(corr.values, cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(len(corr)), corr.columns, rotation=45, ha="right")
@@ -46,7 +54,8 @@ def measure_correlation(scores: Any, path: str | Path) -> Path:
     for i in range(len(corr)):
         for j in range(len(corr)):
             ax.text(j, i, f"{corr.values[i, j]:.2f}", ha="center", va="center", fontsize=7)
-    ax.set_title("Spearman correlation between measures")
+    note = f"\n(left out, same value for every candidate: {', '.join(constant)})" if constant else ""
+    ax.set_title("Spearman correlation between measures" + note, fontsize=9)
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -67,7 +76,7 @@ def accuracy_per_source(frame: Any, path: str | Path) -> Path:
     ax.set_ylabel("target accuracy")
     ax.set_ylim(0, 1)
     ax.legend(loc="lower right")
-    ax.set_title("Zero-shot accuracy on the target per tuned source")
+    ax.set_title("Zero-shot accuracy on the target\nper tuned source", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
