@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from hubselect.errors import HubselectError
-from hubselect.evaluation import EvalResult, classification_metrics, evaluate, gain
+from hubselect.evaluation import (EvalResult, classification_metrics, evaluate, evaluate_baseline,
+                                  gain, score_texts)
 from hubselect.modeling import resolve_model
 from hubselect.training import FinetuneConfig, finetune
 from hubselect.zeroshot import (DescriptionClassifier, HeadClassifier, export_head,
@@ -95,6 +96,24 @@ def test_baseline_description_matching_is_consistent(tiny_model):
     assert result.metrics("target_")["target_accuracy"] == result.accuracy
 
 
+def test_named_metrics_land_under_metrics_and_the_default_output_is_unchanged(tiny_model):
+    texts, labels = toy_data(12, 5)
+    plain = evaluate(resolve_model(tiny_model), texts, labels, NAMES, max_length=32)
+    assert plain.extra_metrics == {} and "metrics" not in plain.to_dict()
+    assert set(plain.to_dict()) == {"accuracy", "macro_f1", "per_class", "n", "seconds",
+                                    "examples_per_second", "formulation", "model"}
+    named = evaluate_baseline(texts, labels, NAMES, model=tiny_model, max_length=32,
+                              metrics="f1,accuracy")
+    assert named.predictions == plain.predictions
+    assert named.to_dict()["metrics"] == {"f1": named.macro_f1, "accuracy": named.accuracy}
+    assert named.metrics("t_")["t_f1"] == named.macro_f1
+    result, _ = score_texts(DescriptionClassifier(tiny_model, NAMES, max_length=32), texts,
+                            labels, metrics=["accuracy"])
+    assert result.extra_metrics == {"accuracy": plain.accuracy}
+    with pytest.raises(HubselectError, match="metric name 'f 1' is malformed"):
+        evaluate(resolve_model(tiny_model), texts, labels, NAMES, metrics="f 1")
+
+
 def test_description_override_changes_the_label_texts(tiny_model):
     texts, labels = toy_data(10, 2)
     base = DescriptionClassifier(tiny_model, NAMES, max_length=32)
@@ -146,7 +165,9 @@ def test_exported_head_has_target_label_names_and_reordered_rows(head_model, tmp
             **batch).logits
         exported = AutoModelForSequenceClassification.from_pretrained(out).eval()(
             **batch).logits
-    assert torch.allclose(exported, original[:, [1, 0]], atol=1e-5)
+    # rows reordered to the target's labels, logits divided by the folded calibration temperature
+    temperature = read_metadata(out)["folded_temperature"]
+    assert torch.allclose(exported, original[:, [1, 0]] / temperature, atol=1e-5)
     # a mapping lets a target with other names use the head
     mapped = export_head(head_model, ["good", "bad"], tmp_path / "mapped",
                          mapping={"good": "positive", "bad": "negative"})
