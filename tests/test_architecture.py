@@ -224,25 +224,22 @@ def repeated_blocks(root: Path, limit: int = MAX_REPEAT_LINES) -> list[str]:
     """
     size = limit + 1
     first_seen: dict[bytes, tuple[Path, int]] = {}
-    runs: dict[tuple, tuple] = {}  # (first place, second place) -> (start lines, windows)
+    runs: dict[tuple, list] = {}  # last repeated window (first place, second place) -> [start lines, windows]
+    numbers: dict[Path, list[int]] = {}  # normalised index -> line number, per file
     for path in sorted(root.rglob("*.py")):
         lines = _normalised(path)
+        numbers[path] = [number for number, _ in lines]
         for i in range(len(lines) - size + 1):
             digest = hashlib.sha1("\n".join(t for _, t in lines[i:i + size]).encode()).digest()
             if digest not in first_seen:
                 first_seen[digest] = (path, i)
                 continue
-            (other, j), key = first_seen[digest], None
-            previous = (other, j - 1, path, i - 1)
-            key = next((k for k, v in runs.items() if v[2] == previous), None)
-            if key is not None:
-                start, count, _ = runs[key]
-                runs[key] = (start, count + 1, (other, j, path, i))
-            else:
-                start = (other, _normalised(other)[j][0], path, lines[i][0])
-                runs[(other, j, path, i)] = (start, 1, (other, j, path, i))
+            other, j = first_seen[digest]
+            run = runs.pop((other, j - 1, path, i - 1), None)  # the run the previous window belongs to
+            start = run[0] if run else (other, numbers[other][j], path, numbers[path][i])
+            runs[(other, j, path, i)] = [start, run[1] + 1 if run else 1]
     return [f"{a}:{la} and {b}:{lb} repeat a block of {count + limit} lines"
-            for (a, la, b, lb), count, _ in runs.values()]
+            for (a, la, b, lb), count in sorted(runs.values(), key=lambda r: tuple(map(str, r[0])))]
 
 
 # ---------------------------------------------------------------- the package as it is
