@@ -52,7 +52,7 @@ def run(tiny: str, tasks: Path, *extra: str):
 
 
 def test_tiny_benchmark_writes_matrix_report_runs_and_learned_policy(tracking, tiny, tasks, caplog):
-    from hubselect.benchmark import learned
+    from hubselect import learned_policy
 
     out = run(tiny, tasks)
     report = out.path
@@ -75,11 +75,11 @@ def test_tiny_benchmark_writes_matrix_report_runs_and_learned_policy(tracking, t
     assert len({frozenset(p.data.params) for p in pairs}) == 1
     assert {"accuracy", "macro_f1", "gain", "train_seconds", "divergence_js"} <= set(pairs[0].data.metrics)
 
-    model = learned.load(report / "learned_policy.json")
+    model = learned_policy.load(report / "learned_policy.json")
     assert model["trained_on"] == ["books", "electronics", "kitchen"]
-    scores = pd.DataFrame({m: [0.1, 0.3] for m in learned.measures_of(model)}, index=["a", "b"])
-    feats = pd.DataFrame({f: [1.0, 2.0] for f in learned.SOURCE_FEATURES}, index=["a", "b"])
-    assert list(learned.predict_gain(model, scores, feats).index) == ["a", "b"]
+    scores = pd.DataFrame({m: [0.1, 0.3] for m in learned_policy.measures_of(model)}, index=["a", "b"])
+    feats = pd.DataFrame({f: [1.0, 2.0] for f in learned_policy.SOURCE_FEATURES}, index=["a", "b"])
+    assert list(learned_policy.predict_gain(model, scores, feats).index) == ["a", "b"]
 
 
 def test_resume_redoes_only_missing_work(tracking, tiny, tasks):
@@ -187,23 +187,24 @@ def test_learned_loto_never_uses_a_targets_own_pairs():
 
 
 def test_learned_policy_json_roundtrip_and_refusals(tmp_path):
+    from hubselect import learned_policy
     from hubselect.benchmark import learned
 
     model = learned.fit_all(synthetic_table())
     path = learned.save(model, tmp_path / "learned_policy.json")
-    assert learned.load(tmp_path) == model  # a folder finds learned_policy.json
+    assert learned_policy.load(tmp_path) == model  # a folder finds learned_policy.json
     path.write_text(json.dumps({**model, "version": 99}))
     with pytest.raises(HubselectError, match="version 99"):
-        learned.load(path)
+        learned_policy.load(path)
     path.write_text("{}")
     with pytest.raises(HubselectError, match="not a hubselect learned policy"):
-        learned.load(path)
+        learned_policy.load(path)
     with pytest.raises(HubselectError, match="no learned policy"):
-        learned.load(tmp_path / "missing.json")
+        learned_policy.load(tmp_path / "missing.json")
 
 
 def test_source_features():
-    from hubselect.benchmark.learned import source_features
+    from hubselect.learned_policy import source_features
 
     f = source_features(["good good film", "bad film"], ["pos", "neg"], rows_total=100)
     assert f["src_log_rows"] == pytest.approx(2.0) and f["src_label_balance"] == pytest.approx(1.0)

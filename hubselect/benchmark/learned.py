@@ -19,20 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hubselect.errors import HubselectError
-# The model's features and inference; the rest are re-exported for callers not yet moved.
-from hubselect.learned_policy import (  # noqa: F401
-    FORMAT,
-    SOURCE_FEATURES,
-    VERSION,
-    load,
-    measures_of,
-    pair_features,
-    predict,
-    predict_gain,
-    source_features,
-    source_features_from_catalog,
-    uses_source_features,
-)
+from hubselect.learned_policy import FORMAT, VERSION, pair_features, predict
 
 logger = logging.getLogger(__name__)
 

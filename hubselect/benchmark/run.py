@@ -45,55 +45,6 @@ def hardware() -> dict[str, Any]:
             "torch": torch.__version__}
 
 
-def score_seconds(matrix: dict, policy_measures: dict[str, list[str]], kinds: dict[str, str],
-                  seconds_per_text: float | None = None) -> dict[str, dict[str, float]]:
-    """Cold scoring time per policy and target: the policy's own measures as timed, plus the
-    representations they need (term counts, embeddings) for the target and every candidate at
-    the cost of one actually computed (cached ones would flatter the saving).
-
-    The cost of one embedded set is the benchmark's own encoder time per computed set when it
-    computed any, else ``seconds_per_text`` x the texts embedded per set (see
-    :func:`embedding_seconds_per_text`).
-    """
-    recs = [r for r in matrix["targets"] if r["scored"]]
-    enc = sum(r["score_timings"].get("encoder", 0.0) for r in recs)
-    computed = sum(r["embed_sets"] - r["score_cached"].get("embeddings", 0) for r in recs)
-    tok = sum(r["score_timings"].get("tokenise", 0.0) for r in recs)
-    tok_computed = sum(r["embed_sets"] - r["score_cached"].get("terms", 0) for r in recs)
-    max_texts = int(matrix["settings"].get("embed_examples") or 0)
-    per_embed = enc / computed if computed else (seconds_per_text or 0.0) * max_texts
-    per_terms = tok / tok_computed if tok_computed else (seconds_per_text or 0.0) * max_texts / 50
-    out: dict[str, dict[str, float]] = {}
-    for policy, used in policy_measures.items():
-        need = {kinds[m] for m in used}
-        out[policy] = {r["target"]: r["embed_sets"] * (per_embed * ("embeddings" in need) + per_terms * ("terms" in need))
-                       + sum(r["score_timings"].get(f"measure_{m}", 0.0) for m in used) for r in recs}
-    return out
-
-
-def embedding_seconds_per_text(score_cfg: Any, texts: list[str]) -> float:
-    """Time the encoder on ``texts`` now (no cache), for when every embedding was cached."""
-    from hubselect.represent.store import Encoder
-
-    encoder = Encoder(score_cfg.embedding, score_cfg.device)
-    encoder(texts[:8])  # load and warm up
-    encoder.seconds = 0.0
-    encoder(texts)
-    return encoder.seconds / max(len(texts), 1)
-
-
-def normalised_costs(pairs: Any) -> Any:
-    """Tune + evaluate cost of each pair at the benchmark's median throughput.
-
-    On a shared machine one source's training can run 10x slower than another's because of
-    other jobs; the median examples/s of training and of evaluation over all pairs turns each
-    pair's work (its training and evaluation examples) into seconds on a steady machine.
-    """
-    train_rate = (pairs["train_seconds"] / pairs["train_examples"].clip(lower=1)).median()
-    eval_rate = (pairs["eval_seconds"] / pairs["eval_n"].clip(lower=1)).median()
-    return pairs["train_examples"] * train_rate + pairs["eval_n"] * eval_rate
-
-
 def _log_target(record: dict, resumed: bool, cfg: Any) -> None:
     """One nested MLflow run per source of a finished target (mean over seeds; same names)."""
     from collections import defaultdict
@@ -121,67 +72,101 @@ def _log_target(record: dict, resumed: bool, cfg: Any) -> None:
             runs.set_tags({"hubselect.resumed": resumed})
 
 
+def _rank_policies(measures: list[str], kinds: dict[str, str]) -> dict[str, list[str]]:
+    """The mean-rank policies over every measure, each kind, and the default set (when scored)."""
+    from hubselect.benchmark.metrics import DEFAULT_RANK_MEASURES
+
+    policies = {"rank:all": measures, "rank:terms": [m for m in measures if kinds[m] == "terms"],
+                "rank:embeddings": [m for m in measures if kinds[m] == "embeddings"]}
+    if set(DEFAULT_RANK_MEASURES) <= set(measures):
+        policies["rank:default"] = list(DEFAULT_RANK_MEASURES)
+    return {k: v for k, v in policies.items() if v}
+
+
+def _learned(pairs: Any, measures: list[str], out_dir: Path, matrix: dict, alpha: float) -> dict[str, Any]:
+    """The learned policy with and without source features: leave-one-target-out predictions
+    aligned with ``pairs`` and the fitted tables."""
+    import pandas as pd
+
+    from hubselect.benchmark import learned
+    from hubselect.benchmark.matrix import source_features_frame
+
+    tables = {"learned": learned.training_table(pairs, measures, source_features_frame(out_dir, matrix["tasks"])),
+              "learned:divergence-only": learned.training_table(pairs, measures, None)}
+    index = pd.MultiIndex.from_frame(pairs[["target", "source"]])
+    series, trained_on = {}, {}
+    for name, table in tables.items():
+        pred, folds = learned.loto_predictions(table, alpha=alpha)
+        key = pd.MultiIndex.from_frame(table[["target", "source"]])
+        series[name] = pd.Series(pred.values, index=key).reindex(index).set_axis(pairs.index)
+        trained_on = trained_on or folds
+    return {"series": series, "tables": tables, "trained_on": trained_on}
+
+
+def _policy_order(summary: Any, rank_policies: dict[str, list[str]]) -> list[str]:
+    """Report order: the default, the learned policies, the rank policies, the rest by Regret@3."""
+    order = (["rank:default", "learned", "learned:divergence-only"] + [p for p in rank_policies if p != "rank:default"]
+             + list(summary.drop(index=["random", "oracle"], errors="ignore").sort_values("regret@3").index))
+    return list(dict.fromkeys(order + ["random", "oracle"]))
+
+
+def _save_learned(out: Path, fitted: dict[str, Any], alpha: float) -> Any:
+    """``learned_policy.json`` (with source features), the divergence-only one, and the LOTO folds."""
+    from hubselect.benchmark import learned
+
+    model = learned.fit_all(fitted["tables"]["learned"], alpha=alpha)
+    learned.save(model, out / "learned_policy.json")
+    learned.save(learned.fit_all(fitted["tables"]["learned:divergence-only"], alpha=alpha),
+                 out / "learned_policy_divergence_only.json")
+    (out / "loto_folds.json").write_text(json.dumps(fitted["trained_on"], indent=1), encoding="utf-8")
+    return model
+
+
+def _ci_note(examples_ci: Any, pairs: Any) -> str:
+    n_eval = int(pairs.groupby("target")["eval_n"].first().median()) if "eval_n" in pairs else 0
+    return (f"CI over targets *and* examples (each pair's accuracy redrawn as Binomial(n, acc)/n, n about {n_eval}; "
+            "see ci_targets_and_examples.csv): " + "; ".join(
+                f"{p}: Regret@3 [{r['regret@3_lo']:.2f}, {r['regret@3_hi']:.2f}], Spearman [{r['spearman_lo']:.2f}, "
+                f"{r['spearman_hi']:.2f}]" for p, r in examples_ci.iterrows()))
+
+
 def analyse(matrix: dict, out_dir: Path, *, ks: tuple[int, ...] = (1, 3), alpha: float = 1.0,
             context: dict[str, Any] | None = None, title: str = "hubselect transfer benchmark",
             seconds_per_text: float | None = None) -> dict[str, Any]:
     """Metrics of every policy, the learned policy (LOTO), and the report under ``out_dir/report``."""
     import pandas as pd
 
-    from hubselect.benchmark import learned, metrics, report
-    from hubselect.benchmark.matrix import pairs_frame, seed_mean, source_features_frame, unusable_tasks
+    from hubselect.benchmark import metrics, report
+    from hubselect.benchmark.costs import normalised_costs, score_seconds
+    from hubselect.benchmark.matrix import pairs_frame, seed_mean, unusable_tasks
     from hubselect.divergence import resolve_measures
 
-    seed_pairs = pairs_frame(matrix)
-    pairs = seed_mean(seed_pairs)
+    pairs = seed_mean(pairs_frame(matrix))
     pairs["cost_seconds"] = normalised_costs(pairs)
     measures = [c[2:] for c in pairs.columns if c.startswith("d_")]
     kinds = {s.name: s.kind for s in resolve_measures(measures)}
-    rank_policies = {"rank:all": measures, "rank:terms": [m for m in measures if kinds[m] == "terms"],
-                     "rank:embeddings": [m for m in measures if kinds[m] == "embeddings"]}
-    if set(metrics.DEFAULT_RANK_MEASURES) <= set(measures):
-        rank_policies["rank:default"] = list(metrics.DEFAULT_RANK_MEASURES)
-    rank_policies = {k: v for k, v in rank_policies.items() if v}
-    feats = source_features_frame(out_dir, matrix["tasks"])
-    table_full = learned.training_table(pairs, measures, feats)
-    table_div = learned.training_table(pairs, measures, None)
-    pred_full, trained_on = learned.loto_predictions(table_full, alpha=alpha)
-    pred_div, _ = learned.loto_predictions(table_div, alpha=alpha)
-    key = pd.MultiIndex.from_frame(table_full[["target", "source"]])
-    index = pd.MultiIndex.from_frame(pairs[["target", "source"]])
-    learned_series = {"learned": pd.Series(pred_full.values, index=key).reindex(index).set_axis(pairs.index),
-                      "learned:divergence-only": pd.Series(pred_div.values, index=key).reindex(index).set_axis(pairs.index)}
-    policy_measures = {**{m: [m] for m in measures}, **rank_policies, "learned": measures,
-                       "learned:divergence-only": measures}
+    rank_policies = _rank_policies(measures, kinds)
+    fitted = _learned(pairs, measures, out_dir, matrix, alpha)
+    policy_measures = {**{m: [m] for m in measures}, **rank_policies, **{name: measures for name in fitted["series"]}}
     secs = score_seconds(matrix, policy_measures, kinds, seconds_per_text)
-    per_target = metrics.evaluate_policies(pairs, secs, measures, rank_policies, learned_series, ks)
+    per_target = metrics.evaluate_policies(pairs, secs, measures, rank_policies, fitted["series"], ks)
     summary = metrics.summarise(per_target)
-    order = (["rank:default", "learned", "learned:divergence-only"] + [p for p in rank_policies if p != "rank:default"]
-             + list(summary.drop(index=["random", "oracle"], errors="ignore").sort_values("regret@3").index))
-    order = list(dict.fromkeys(order + ["random", "oracle"]))
-    closeness = {name: pd.Series(close, index=pairs.index) for name, close in _all_closeness(pairs, measures,
-                                                                                           rank_policies).items()}
-    closeness.update(learned_series)
+    order = _policy_order(summary, rank_policies)
+    closeness = {name: pd.Series(close, index=pairs.index)
+                 for name, close in _all_closeness(pairs, measures, rank_policies).items()}
+    closeness.update(fitted["series"])
     closeness["oracle"] = pairs["accuracy"]
-    curve = metrics.regret_curve(pairs, closeness, secs)
     examples_ci = _examples_ci(pairs, closeness, matrix, [p for p in order if p in closeness][:6])
-    model = learned.fit_all(table_full, alpha=alpha)
     out = Path(out_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
-    learned.save(model, out / "learned_policy.json")
-    learned.save(learned.fit_all(table_div, alpha=alpha), out / "learned_policy_divergence_only.json")
-    (out / "loto_folds.json").write_text(json.dumps(trained_on, indent=1), encoding="utf-8")
+    model = _save_learned(out, fitted, alpha)
     examples_ci.to_csv(out / "ci_targets_and_examples.csv", float_format="%.4f")
-    n_eval = int(pairs.groupby("target")["eval_n"].first().median()) if "eval_n" in pairs else 0
-    notes = [f"CI over targets *and* examples (each pair's accuracy redrawn as Binomial(n, acc)/n, n about {n_eval}; "
-             "see ci_targets_and_examples.csv): " + "; ".join(
-                 f"{p}: Regret@3 [{r['regret@3_lo']:.2f}, {r['regret@3_hi']:.2f}], Spearman [{r['spearman_lo']:.2f}, "
-                 f"{r['spearman_hi']:.2f}]" for p, r in examples_ci.iterrows())]
     path = report.write_report(out, title=title, context=context or {}, pairs=pairs,
                                baselines=pairs.groupby("target")["baseline_accuracy"].first(), per_target=per_target,
-                               summary=summary, curve=curve, measures=measures, order=order,
-                               unusable=unusable_tasks(matrix), notes=notes)
+                               summary=summary, curve=metrics.regret_curve(pairs, closeness, secs), measures=measures,
+                               order=order, unusable=unusable_tasks(matrix), notes=[_ci_note(examples_ci, pairs)])
     return {"report": path, "summary": summary, "order": order, "per_target": per_target, "model": model,
-            "trained_on": trained_on, "pairs": pairs}
+            "trained_on": fitted["trained_on"], "pairs": pairs}
 
 
 def _all_closeness(pairs: Any, measures: list[str], rank_policies: dict) -> dict[str, Any]:
@@ -217,18 +202,6 @@ def _examples_ci(pairs: Any, closeness: dict[str, Any], matrix: dict, policies: 
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("policy")
 
 
-def _seconds_per_text(cfg: Any, matrix: dict, out_dir: Path) -> float | None:
-    """Encoder seconds per text, timed now only when the benchmark computed no embedding."""
-    import pandas as pd
-
-    recs = [r for r in matrix["targets"] if r["scored"]]
-    if any(r["embed_sets"] > r["score_cached"].get("embeddings", 0) for r in recs):
-        return None
-    first = recs[0]["target"]
-    texts = pd.read_parquet(out_dir / "fetch" / first / "samples" / "target.score.parquet")["text"].tolist()
-    return embedding_seconds_per_text(cfg.score, texts[:64])
-
-
 def benchmark_params(cfg: Any) -> dict[str, Any]:
     """MLflow params of the benchmark run."""
     from hubselect.benchmark.matrix import settings_of
@@ -255,6 +228,7 @@ def _trust(cfg: Any, matrix: dict, out_dir: Path, groups: str, report_dir: Path)
 def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3), alpha: float = 1.0,
                   quiet: bool = True, command: str = "", groups: str = "") -> Any:
     """The benchmark as an MLflow run (configure tracking first); returns a StepOutput."""
+    from hubselect.benchmark.costs import seconds_per_text
     from hubselect.benchmark.matrix import ShardDone, build_matrix
     from hubselect.benchmark.metrics import DEFAULT_RANK_MEASURES
     from hubselect.tracking.runs import StepOutput
@@ -281,7 +255,7 @@ def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3)
                            f"(as first computed; cached reruns are free)",
                    "default policy evaluated": f"rank over {','.join(DEFAULT_RANK_MEASURES)}"}
         result = analyse(matrix, out_dir, ks=ks, alpha=alpha, context=context,
-                         seconds_per_text=_seconds_per_text(cfg, matrix, out_dir))
+                         seconds_per_text=seconds_per_text(cfg, matrix, out_dir))
         summary = result["summary"]
         headline = {f"{p.replace(':', '_').replace('-', '_')}_{m}": float(summary.loc[p, m])
                     for p in ("rank:default", "rank:terms", "learned") if p in summary.index

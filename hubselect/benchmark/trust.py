@@ -339,14 +339,14 @@ def saving_at_k(col: Collection, matrix: dict, policy: str, k: int = 3) -> Any:
     """End-to-end runtime saved per target by tuning ``policy``'s top ``k`` instead of every source.
 
     Scoring cost: the cold cost of the representations and measures the policy reads
-    (:func:`hubselect.benchmark.run.score_seconds`), plus one embedded set (the target's texts)
+    (:func:`hubselect.benchmark.costs.score_seconds`), plus one embedded set (the target's texts)
     when the balance distance is weighed without embedding measures. Pair costs are the
     benchmark's tune + evaluate work at its median throughput.
     """
     import pandas as pd
 
     from hubselect.benchmark.metrics import runtime_saving, top_k
-    from hubselect.benchmark.run import normalised_costs, score_seconds
+    from hubselect.benchmark.costs import normalised_costs, score_seconds
 
     parts = policy.split(":")
     mset = parts[1] if parts[0] in ("combined", "rank") else "all"
