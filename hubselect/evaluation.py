@@ -253,6 +253,7 @@ def evaluate(
     device: str | None = None,
     progress: bool = False,
     metrics: str | Sequence[str] = (),
+    name: str = "",
 ) -> EvalResult:
     """Predict the target's labels for ``texts`` zero-shot and score them against ``labels``.
 
@@ -271,6 +272,8 @@ def evaluate(
         progress: Show a rich progress bar.
         metrics: Further ``evaluate`` metrics (names or ``"accuracy,f1"``) for the result's
             ``extra_metrics`` (``to_dict()["metrics"]``); see :func:`resolve_metrics`.
+        name: What the progress bar and the log call the model (e.g. its source); default its
+            folder's name.
 
     Raises:
         HubselectError: no texts, a text/label count mismatch, unknown gold labels, missing
@@ -289,12 +292,12 @@ def evaluate(
     path = _model_path(model)
     classifier = load_classifier(path, names, descriptions=descriptions, mapping=mapping,
                                  device=device, max_length=max_length)
-    with progress_bar(f"evaluating {os.path.basename(path)}", len(texts),
-                      quiet=not progress) as advance:
+    name = name or os.path.basename(path)
+    with progress_bar(f"evaluating {name}", len(texts), quiet=not progress) as advance:
         result, _ = score_texts(classifier, texts, labels, batch_size=batch_size, progress=advance,
                                 metrics=metrics)
-    logger.info("%s on %d target texts: accuracy %.4f, macro-F1 %.4f",
-                os.path.basename(path), len(texts), result.accuracy, result.macro_f1)
+    logger.info("%s on %d target texts: accuracy %.4f, macro-F1 %.4f", name, len(texts), result.accuracy,
+                result.macro_f1)
     return replace(result, model=path)
 
 
@@ -340,7 +343,9 @@ def evaluate_baseline(
         revision: Its revision.
         **kwargs: Passed to :func:`evaluate` (descriptions, batch_size, max_length, metrics...).
     """
-    return evaluate(resolve_model(model, revision), texts, labels, target_label_names, **kwargs)
+    resolved = resolve_model(model, revision)
+    kwargs.setdefault("name", f"untuned {resolved.name}")
+    return evaluate(resolved, texts, labels, target_label_names, **kwargs)
 
 
 def _model_path(model: Any) -> str:

@@ -146,6 +146,8 @@ def transfer_options() -> list[Option]:
         Option("--champion", c("champion"), "how the registered model is chosen", choices=CHAMPION_POLICIES),
         Option("--registered-model-name", c("registered_model_name"), "registry name (empty: hubselect-<target>)"),
         Option("--require-eval", c("require_eval"), "fail when the target has no labelled evaluation split", bool),
+        Option("--metrics", "", "further evaluate metrics besides accuracy and macro-F1, e.g. f1,precision "
+               "(shipped: accuracy, f1; others need the Hub once)"),
     ]
 
 
@@ -326,8 +328,10 @@ def transfer_config(a: argparse.Namespace):
                         learning_rate=a.learning_rate, batch_size=a.batch_size, max_length=a.train_max_length,
                         max_train_examples=a.max_train_examples, holdout_fraction=a.holdout_fraction, seed=a.seed,
                         device=a.device or None, formulation=a.formulation)
+    from hubselect.evaluation import resolve_metrics
+
     return TransferConfig(ft, parse_label_map(a.label_map), a.label_template, a.champion,
-                          a.registered_model_name, a.require_eval)
+                          a.registered_model_name, a.require_eval, resolve_metrics(a.metrics))
 
 
 def benchmark_config(a: argparse.Namespace):

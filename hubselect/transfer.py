@@ -37,6 +37,8 @@ class TransferConfig:
             :mod:`hubselect.champion`).
         registered_model_name: Registry name (empty = ``hubselect-<target>``).
         require_eval: Fail when the target has no labelled evaluation split.
+        metrics: Further ``evaluate`` metrics computed on the target besides accuracy and
+            macro-F1 (see :func:`hubselect.evaluation.resolve_metrics`).
     """
 
     finetune: Any
@@ -45,6 +47,7 @@ class TransferConfig:
     champion: str = "auto"
     registered_model_name: str = ""
     require_eval: bool = False
+    metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.champion not in CHAMPION_POLICIES:
@@ -69,11 +72,12 @@ class TransferConfig:
                 "max_train_examples": ft.max_train_examples, "holdout_fraction": ft.holdout_fraction,
                 "formulation": ft.formulation, "label_map": ",".join(f"{a}:{b}" for a, b in self.label_map),
                 "label_template": self.label_template, "champion": self.champion,
-                "registered_model_name": self.registered_model_name}
+                "registered_model_name": self.registered_model_name, "metrics": ",".join(self.metrics)}
 
     def pair_params(self) -> dict[str, Any]:
-        """The params that shape one source -> target pair (not how the champion is registered)."""
-        return {k: v for k, v in self.params().items() if k not in ("champion", "registered_model_name")}
+        """The params that shape one source -> target pair (not how the champion is registered, nor
+        which further metrics are reported)."""
+        return {k: v for k, v in self.params().items() if k not in ("champion", "registered_model_name", "metrics")}
 
 
 def parse_label_map(text: str) -> tuple[tuple[str, str], ...]:
@@ -187,7 +191,8 @@ def evaluate_pairs(catalog: dict, fetch_dir: Path, tuned: list[dict], cfg: Trans
     names = target_label_names(catalog)
     frame = _read(fetch_dir / target["eval"]["sample"], ["text", "label"])
     texts, labels = frame["text"].tolist(), frame["label"].tolist()
-    digest = (target["revision"], texts_digest(texts), tuple(names), cfg.descriptions, cfg.finetune.max_length)
+    digest = (target["revision"], texts_digest(texts), tuple(names), cfg.descriptions, cfg.finetune.max_length,
+              *cfg.metrics)
     shared = _EvalShared(texts, labels, names, digest, cfg, {"name": target["name"], "revision": target["revision"]},
                          not quiet and executor.engine == "local", on_pair)
     results = executor.map(_evaluate_one, [None, *tuned], executor.put(shared))
@@ -197,7 +202,8 @@ def evaluate_pairs(catalog: dict, fetch_dir: Path, tuned: list[dict], cfg: Trans
         pairs.append({**record, "accuracy": result["accuracy"], "macro_f1": result["macro_f1"],
                       "per_class": result["per_class"], "eval_n": result["n"], "eval_seconds": result["seconds"],
                       "eval_examples_per_second": result["examples_per_second"],
-                      "gain": result["accuracy"] - baseline["accuracy"], "eval_from_cache": hit, "run_id": run_id})
+                      "gain": result["accuracy"] - baseline["accuracy"], "eval_from_cache": hit, "run_id": run_id,
+                      "metrics": result.get("metrics", {})})
     return {"target": target["name"], "baseline": baseline, "pairs": pairs}
 
 
@@ -215,10 +221,11 @@ def _evaluate_one(record: dict | None, shared: _EvalShared) -> tuple[dict, bool,
         base = resolve_model(cfg.finetune.model, cfg.finetune.model_revision)
         result, hit = _evaluation_cached(("baseline", base.name, base.revision, *s.digest), lambda: evaluate_baseline(
             s.texts, s.labels, s.names, model=cfg.finetune.model, revision=cfg.finetune.model_revision,
-            descriptions=cfg.descriptions, max_length=cfg.finetune.max_length, progress=s.progress))
+            descriptions=cfg.descriptions, max_length=cfg.finetune.max_length, progress=s.progress,
+            metrics=cfg.metrics))
         return result, hit, None
     result, hit = _evaluation_cached(("pair", record["key"], *s.digest), lambda: evaluate(
         load_tuned(record["path"]), s.texts, s.labels, s.names, descriptions=cfg.descriptions, mapping=cfg.mapping,
-        max_length=cfg.finetune.max_length, progress=s.progress))
+        max_length=cfg.finetune.max_length, progress=s.progress, metrics=cfg.metrics, name=record["source"]))
     run_id = s.on_pair(record, result, s.target, started) if s.on_pair is not None else None
     return result, hit, run_id

@@ -61,6 +61,7 @@ class PairRuns:
                    "eval_examples_per_second": result["examples_per_second"],
                    "selection_rank": self.ranking.get(source, 0),
                    **{f"divergence_{m}": float(v) for m, v in self.scores.get(source, {}).items()}}
+        metrics.update({k: v for k, v in result.get("metrics", {}).items() if k not in metrics})
         began = started if record.get("from_cache") else record.get("tuned_from", started)
         return runs.log_child_run(self.parent_run_id, "pair", params, metrics, run_name=f"{source} -> {target['name']}",
                                   tracking_uri=self.tracking_uri, started=began)
@@ -80,10 +81,11 @@ def evaluation_frame(evaluation: dict) -> Any:
     """One row for the untuned baseline and one per pair: accuracy, macro-F1, gain, train seconds."""
     import pandas as pd
 
-    rows = [{"source": BASELINE, "formulation": "", "accuracy": evaluation["baseline"]["accuracy"],
-             "macro_f1": evaluation["baseline"]["macro_f1"], "gain": 0.0, "train_seconds": 0.0}]
-    rows += [{k: p[k] for k in ("source", "formulation", "accuracy", "macro_f1", "gain", "train_seconds")}
-             for p in evaluation["pairs"]]
+    base = evaluation["baseline"]
+    rows = [{"source": BASELINE, "formulation": "", "accuracy": base["accuracy"], "macro_f1": base["macro_f1"],
+             "gain": 0.0, "train_seconds": 0.0, **base.get("metrics", {})}]
+    rows += [{**{k: p[k] for k in ("source", "formulation", "accuracy", "macro_f1", "gain", "train_seconds")},
+              **p.get("metrics", {})} for p in evaluation["pairs"]]
     return pd.DataFrame(rows)
 
 
