@@ -82,13 +82,16 @@ class TransferConfig:
 
 def parse_label_map(text: str) -> tuple[tuple[str, str], ...]:
     """Parse ``"pos:positive,neg:negative"`` (target:source pairs)."""
-    pairs = []
+    pairs: dict[str, str] = {}
     for item in (s.strip() for s in text.split(",") if s.strip()):
-        if item.count(":") != 1:
+        a, _, b = (x.strip() for x in item.partition(":"))
+        if item.count(":") != 1 or not a or not b:
             raise HubselectError(f"label map entry '{item}' is not 'target_label:source_label'")
-        a, b = (x.strip() for x in item.split(":"))
-        pairs.append((a, b))
-    return tuple(pairs)
+        if a in pairs:
+            raise HubselectError(f"label map names target label '{a}' twice ({a}:{pairs[a]}, {item}): "
+                                 "give each target label one source label")
+        pairs[a] = b
+    return tuple(pairs.items())
 
 
 def _read(path: Path, columns: list[str]) -> Any:

@@ -179,8 +179,6 @@ def test_a_bad_label_map_entry_is_one_line_naming_it(entry):
     assert str(raised.value) == f"label map entry '{entry}' is not 'target_label:source_label'"
 
 
-@pytest.mark.xfail(strict=True, reason="parse_label_map (hubselect/transfer.py) accepts an empty side and a "
-                                       "repeated target label; remove this mark once it refuses them")
 @pytest.mark.parametrize("text", [":positive", "pos:", "pos:positive,pos:negative"])
 def test_a_label_map_with_an_empty_side_or_a_repeated_target_label_is_refused(text):
     with pytest.raises(HubselectError, match="label map"):
