@@ -311,12 +311,11 @@ def evaluate_policies(pairs: Any, score_seconds: dict[str, float], measures: Seq
             rows.append({"policy": name, "target": target, "n_sources": len(acc),
                          **target_metrics(close, acc, base, cost, secs, ks)})
         rows.append({"policy": "random", "target": target, "n_sources": len(acc),
-                     **random_metrics(acc, base, cost, ks)})
+                     **random_metrics(acc, base, ks)})
     return pd.DataFrame(rows)
 
 
-def random_metrics(accuracy: Sequence[float], baseline: float, pair_seconds: Sequence[float],
-                   ks: Sequence[int] = (1, 3)) -> dict[str, float]:
+def random_metrics(accuracy: Sequence[float], baseline: float, ks: Sequence[int] = (1, 3)) -> dict[str, float]:
     """Expected metrics of a uniformly random choice (no scoring cost)."""
     a = np.asarray(accuracy, dtype=float)
     n = len(a)

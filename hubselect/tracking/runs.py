@@ -87,7 +87,7 @@ def configure(experiment: str | None = None) -> str:
     except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
         detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         raise HubselectError(f"cannot use the MLflow tracking store at {uri} ({type(exc).__name__}"
-                             f"{': ' + detail if detail else ''}): {_store_fix(uri, db)}") from exc
+                             f"{': ' + detail if detail else ''}): {_store_fix(db)}") from exc
     return uri
 
 
@@ -101,7 +101,7 @@ def _set_experiment(experiment: str | None) -> None:
             mlflow.set_experiment(experiment_id=os.environ["MLFLOW_EXPERIMENT_ID"])
 
 
-def _store_fix(uri: str, db: Path | None) -> str:
+def _store_fix(db: Path | None) -> str:
     """What to do about an unusable store, without sending the user to the store in use."""
     default = Path("mlflow.db").absolute()
     if db is not None and db == default:
