@@ -27,8 +27,9 @@ early stopping used; 1-D search minimising the negative log-likelihood of ``soft
 T)`` with a weak prior on ``log T``, ``T`` in [:data:`MIN_TEMPERATURE`,
 :data:`MAX_TEMPERATURE`], see :func:`fit_temperature`). Predictions divide the logits
 by ``T``: the argmax, and so the accuracy, is unchanged; the probabilities mean something. A
-folder without ``temperature`` (written before calibration, or tuned without a held-out slice)
-predicts with ``T = 1``. The untuned encoder has no source and no held-out slice: it uses
+folder without ``temperature`` predicts with ``T = 1``; a cached folder written before
+calibration gets its temperature the first time fine-tuning reuses it (same held-out slice,
+weights untouched); a model tuned without a held-out slice keeps ``T = 1``. The untuned encoder has no source and no held-out slice: it uses
 :data:`BASELINE_SCALE` (see there).
 
 The folder format version stayed 1 when ``temperature`` was added (an optional key): folders

@@ -37,7 +37,8 @@ max_length 64 and 15 at 128; head 28 and 15. One source at the defaults is about
 
 * **Calibration**: after training, one temperature is fitted on the held-out logits of the
   kept weights and stored in the folder (see :mod:`hubselect.model_folder`, which also describes
-  the folder's layout and metadata).
+  the folder's layout and metadata); a cached folder from before calibration is calibrated the
+  first time it is reused.
 """
 
 from __future__ import annotations
@@ -72,7 +73,14 @@ from hubselect.model_folder import (  # noqa: F401 (TunedModel, load_tuned re-ex
 )
 from hubselect.modeling import DEFAULT_MODEL, ResolvedModel, mean_pool, pick_device, resolve_model
 from hubselect.progress import progress_bar
-from hubselect.zeroshot import REQUESTABLE, label_descriptions, normalize_label, require_label_names
+from hubselect.zeroshot import (
+    REQUESTABLE,
+    DescriptionClassifier,
+    HeadClassifier,
+    label_descriptions,
+    normalize_label,
+    require_label_names,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -245,11 +253,11 @@ def finetune(
     dest = cache_dir() / "models" / job.key
     cached = _cached_model(dest, source_name)
     if cached is not None:
-        return cached
+        return _calibrated(cached, job)
     with key_lock(dest):  # another process tuning the same key: wait for it, then reuse its model
         cached = _cached_model(dest, source_name)
         if cached is not None:
-            return cached
+            return _calibrated(cached, job)
         sweep_stale(dest.parent)  # temporaries of killed tuning runs
         return _tune(dest, job)
 
@@ -290,6 +298,33 @@ def _cached_model(dest: Path, source_name: str) -> TunedModel | None:
         return None
     logger.info("fine-tuned model for source '%s' found in cache: %s", source_name, dest)
     return tuned
+
+
+def _calibrated(tuned: TunedModel, job: _Job) -> TunedModel:
+    """A cached folder tuned before calibration existed gets its temperature now, fitted on the
+    same held-out slice (once; the weights and the cache key are unchanged)."""
+    if "temperature" in tuned.metadata:
+        return tuned
+    hold = _split(len(job.texts), job.config)[1]
+    meta = dict(tuned.metadata)
+    meta["temperature"] = 1.0
+    if len(hold):
+        config = job.config
+        if job.formulation == HEAD:
+            classifier: Any = HeadClassifier(tuned.path, job.names, device=config.device,
+                                             max_length=config.max_length)
+        else:
+            classifier = DescriptionClassifier(tuned.path, job.names, job.descs,
+                                               device=config.device,
+                                               max_length=config.max_length, scale=DEFAULT_SCALE)
+        logits, gold = classifier.scores([job.texts[i] for i in hold]), job.y[hold]
+        meta["temperature"] = fit_temperature(logits, gold)
+        meta["metrics"] = {**meta.get("metrics", {}),
+                           "calibrated_holdout_loss": holdout_nll(logits, gold, meta["temperature"])}
+    write_metadata(tuned.path, meta)
+    logger.info("calibrated the cached model for source '%s': temperature %.3g",
+                job.source_name, meta["temperature"])
+    return load_tuned(tuned.path, from_cache=True)
 
 
 def _check_weights(dest: Path) -> None:

@@ -398,19 +398,25 @@ def test_head_calibration_is_folded_into_the_export(tiny_model, tmp_path):
 
 
 def test_a_folder_written_before_calibration_still_loads(tiny_model):
-    """Folders in the cache from before calibration (no ``temperature``, format version 1)
-    load, are cache hits and predict with the training scale."""
-    texts, labels = toy_data(40, 0)
-    config = _config(tiny_model, epochs=1)
-    first = finetune("toy", "old", texts, labels, NAMES, config, formulation="description",
-                     progress=False)
-    meta = read_metadata(first.path)
-    assert meta["format_version"] == 1
-    for key in ("temperature",):
-        meta.pop(key)
-    meta["metrics"].pop("calibrated_holdout_loss")
-    write_metadata(first.path, meta)
-    again = finetune("toy", "old", texts, labels, NAMES, config, formulation="description",
-                     progress=False)
-    assert again.from_cache and again.temperature == 1.0
-    assert load_classifier(again.path, NAMES, max_length=32).scale == DEFAULT_SCALE
+    """Folders in the cache from before calibration (no ``temperature``, format version 1) are
+    cache hits that get their temperature from the same held-out slice, weights untouched."""
+    texts, labels = toy_data(80, 0)
+    config = _config(tiny_model, learning_rate=1e-3, epochs=1)
+    for formulation in ("description", "head"):
+        first = finetune("toy", "old", texts, labels, NAMES, config, formulation=formulation,
+                         progress=False)
+        meta = read_metadata(first.path)
+        assert meta["format_version"] == 1
+        fitted = meta.pop("temperature")
+        meta["metrics"].pop("calibrated_holdout_loss")
+        write_metadata(first.path, meta)
+        weights = _weights(first.path)
+        assert load_tuned(first.path).temperature == 1.0  # an old folder loads as uncalibrated
+        again = finetune("toy", "old", texts, labels, NAMES, config, formulation=formulation,
+                         progress=False)
+        assert again.from_cache and again.path == first.path
+        assert again.temperature == pytest.approx(fitted, rel=1e-3) and fitted != 1.0
+        assert again.metadata["metrics"]["calibrated_holdout_loss"] == pytest.approx(
+            first.metadata["metrics"]["calibrated_holdout_loss"], abs=1e-4)
+        after = _weights(first.path)
+        assert all(np.array_equal(weights[k], after[k]) for k in weights)
