@@ -6,10 +6,10 @@ labels.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from hubselect.errors import HubselectError
+from hubselect.hub.entries import Catalog
 
 #: Label-free champion estimators (:mod:`hubselect.labelfree`), usable without target labels.
 LABEL_FREE = ("confidence", "atc", "agreement", "entropy")
@@ -51,15 +51,14 @@ def champion_policy(cfg: Any, has_labels: bool) -> str:
     return "metric" if has_labels else LABEL_FREE_DEFAULT
 
 
-def pick_champion(evaluation: dict | None, tuned: list[dict], cfg: Any, catalog: dict,
-                  fetch_dir: Path) -> tuple[dict, str, str]:
+def pick_champion(evaluation: dict | None, tuned: list[dict], cfg: Any, catalog: Catalog) -> tuple[dict, str, str]:
     """``(champion record, reason, policy)``; label-free policies never read the target's labels."""
     from hubselect.labelfree import choose_label_free
 
     policy = champion_policy(cfg, evaluation is not None)
     if policy not in LABEL_FREE:
         return (*choose_champion(evaluation, tuned, policy), policy)
-    champion, reason = choose_label_free(tuned, catalog, fetch_dir, cfg, policy)
+    champion, reason = choose_label_free(tuned, catalog, cfg, policy)
     if evaluation is not None:  # report its accuracy when the target happens to have labels
         champion = next((p for p in evaluation["pairs"] if p["source"] == champion["source"]), champion)
     return champion, reason, policy

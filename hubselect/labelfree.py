@@ -17,10 +17,11 @@ Estimators (higher = predicted better):
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from hubselect.hub.entries import Catalog
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def holdout_confidence(classifier: Any, texts: Sequence[str], labels: Sequence[A
     return softmax(scores).max(axis=1), (np.array(result.predictions) == np.array(gold)).astype(int)
 
 
-def choose_label_free(tuned: list[dict], catalog: dict, fetch_dir: Path, cfg: Any, estimator: str) -> tuple[dict, str]:
+def choose_label_free(tuned: list[dict], catalog: Catalog, cfg: Any, estimator: str) -> tuple[dict, str]:
     """The champion among ``tuned`` (selection order) by ``estimator``, and why.
 
     Reads the target's unlabelled scoring sample and each source's sample (for its held-out
@@ -76,18 +77,17 @@ def choose_label_free(tuned: list[dict], catalog: dict, fetch_dir: Path, cfg: An
     from hubselect.training import holdout_indices
     from hubselect.zeroshot import load_classifier
 
-    target = catalog["target"]
-    texts = pd.read_parquet(Path(fetch_dir) / target["score"]["sample"], columns=["text"])["text"].astype(str).tolist()
-    by_name = {c["name"]: c for c in catalog["candidates"]}
+    target = catalog.target
+    texts = pd.read_parquet(catalog.path(target.score), columns=["text"])["text"].astype(str).tolist()
     probs, thresholds = [], []
     for rec in tuned:
-        clf = load_classifier(rec["path"], target["label_names"], descriptions=cfg.descriptions, mapping=cfg.mapping,
+        clf = load_classifier(rec["path"], target.label_names, descriptions=cfg.descriptions, mapping=cfg.mapping,
                               max_length=cfg.finetune.max_length)
         probs.append(softmax(clf.scores(texts)))
-        entry = by_name[rec["source"]]
-        frame = pd.read_parquet(Path(fetch_dir) / entry["sample"], columns=["text", "label"])
+        entry = catalog.candidate(rec["source"])
+        frame = pd.read_parquet(catalog.path(entry), columns=["text", "label"])
         idx = holdout_indices(len(frame), cfg.finetune)
-        source = load_classifier(rec["path"], entry.get("label_names") or sorted(frame["label"].astype(str).unique()),
+        source = load_classifier(rec["path"], entry.label_names or sorted(frame["label"].astype(str).unique()),
                                  descriptions=cfg.descriptions, max_length=cfg.finetune.max_length)
         conf, correct = holdout_confidence(source, frame["text"].iloc[idx].astype(str).tolist(),
                                            frame["label"].iloc[idx].tolist())

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hubselect.errors import HubselectError
-from hubselect.hub.catalog import accepted
+from hubselect.hub.entries import Catalog
 
 FORMAT = "hubselect-learned-policy"
 VERSION = 1
@@ -59,14 +59,14 @@ def source_features(texts: Sequence[str], labels: Sequence[Any], rows_total: int
             "src_vocab_richness": len(set(tokens)) / math.sqrt(max(len(tokens), 1))}
 
 
-def source_features_from_catalog(catalog: dict, fetch_dir: str | os.PathLike) -> Any:
+def source_features_from_catalog(catalog: Catalog) -> Any:
     """:func:`source_features` of every usable candidate of a fetch catalog (DataFrame by name)."""
     import pandas as pd
 
     rows = {}
-    for cand in accepted(catalog):
-        frame = pd.read_parquet(Path(fetch_dir) / cand["sample"], columns=["text", "label"])
-        rows[cand["name"]] = source_features(frame["text"].tolist(), frame["label"].tolist(), cand.get("rows_total"))
+    for cand in catalog.accepted():
+        frame = pd.read_parquet(catalog.path(cand), columns=["text", "label"])
+        rows[cand.name] = source_features(frame["text"].tolist(), frame["label"].tolist(), cand.sample.rows_total)
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("source")
 
 
@@ -119,7 +119,7 @@ def predict_gain(model: dict, scores: Any, src_features: Any | None = None) -> A
     return pd.Series(predict(model, feats), index=scores.index, name="predicted_gain")
 
 
-def predict_from_catalog(model: dict, scores: Any, catalog: dict, fetch_dir: str | os.PathLike) -> Any:
+def predict_from_catalog(model: dict, scores: Any, catalog: Catalog) -> Any:
     """The gains ``model`` (from :func:`load`) predicts for the candidates of ``scores``.
 
     Source features are read from the fetch step's samples only when the model uses them.
@@ -127,10 +127,9 @@ def predict_from_catalog(model: dict, scores: Any, catalog: dict, fetch_dir: str
     Args:
         model: A learned policy, as :func:`load` returns it.
         scores: The score step's table (rows candidates, columns measures).
-        catalog: The fetch step's catalog.
-        fetch_dir: The fetch step's folder (its ``samples/``).
+        catalog: The fetch step's catalog (its folder holds the samples).
     """
-    features = source_features_from_catalog(catalog, fetch_dir) if uses_source_features(model) else None
+    features = source_features_from_catalog(catalog) if uses_source_features(model) else None
     return predict_gain(model, scores, features)
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from hubselect.divergence.registry import DEFAULT_MEASURES
 from hubselect.errors import HubselectError
 from hubselect.executor import current
-from hubselect.hub.catalog import accepted
+from hubselect.hub.entries import Catalog
 from hubselect.represent.store import EmbeddingSettings, Encoder, cached_embeddings, cached_term_counts
 from hubselect.represent.terms import count_matrix
 
@@ -92,7 +92,7 @@ def check_sizes(target: str, target_texts: list[str], candidate_sizes: dict[str,
                              "so term measures cannot be computed: check the text column (--text-column)")
 
 
-def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
+def score(catalog: Catalog, cfg: ScoreConfig,
           progress: Callable[[str, int, int], None] | None = None, *, executor: Any = None) -> ScoreResult:
     """Compute every measure in ``cfg.measures`` between the target and each usable candidate.
 
@@ -100,8 +100,7 @@ def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
     :func:`_score_terms`, embedding measures to :func:`_score_embeddings`.
 
     Args:
-        catalog: Output of the fetch step.
-        fetch_dir: Folder with the fetch step's ``samples/``.
+        catalog: Output of the fetch step (its folder holds the samples).
         progress: Optional ``callback(phase, done, total)`` (called as candidates are handed out).
         executor: Where candidates are represented (default :func:`hubselect.executor.current`):
             candidates are read here a chunk at a time and tokenised / embedded and scored per
@@ -115,13 +114,12 @@ def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
     from hubselect.divergence import resolve_measures
 
     specs = resolve_measures(cfg.measures)
-    candidates = accepted(catalog)
+    candidates = catalog.accepted()
     if not candidates:
         raise HubselectError("every candidate was rejected (see catalog.json): add usable tasks to --candidates")
-    fetch_dir = Path(fetch_dir)
-    target = (read_texts(fetch_dir / catalog["target"]["score"]["sample"]), catalog["target"]["revision"])
-    paths = [(fetch_dir / c["sample"], c["revision"]) for c in candidates]
-    check_sizes(catalog["target"]["name"], target[0], {c["name"]: c.get("n", 2) for c in candidates}, specs)
+    target = (read_texts(catalog.path(catalog.target.score)), catalog.target.revision)
+    paths = [(catalog.path(c), c.revision) for c in candidates]
+    check_sizes(catalog.target.name, target[0], {c.name: c.sample.n for c in candidates}, specs)
     work = _Work(target, paths, cfg, executor or current(), progress)
     columns: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
@@ -132,7 +130,7 @@ def score(catalog: dict, fetch_dir: str | Path, cfg: ScoreConfig,
             columns_of_kind, timings_of_kind, cached[kind] = run(work, chosen)
             columns.update(columns_of_kind)
             timings.update(timings_of_kind)
-    index = pd.Index([c["name"] for c in candidates], name="candidate")
+    index = pd.Index([c.name for c in candidates], name="candidate")
     frame = pd.DataFrame(columns, index=index)[[s.name for s in specs]]
     return ScoreResult(frame, timings, cached, [s.name for s in specs])
 

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from hubselect.cache import cache_dir, content_key, read_entry, write_entry
 from hubselect.champion import CHAMPION_POLICIES
 from hubselect.errors import HubselectError
+from hubselect.hub.entries import Catalog, TaskEntry
 
 logger = logging.getLogger(__name__)
 
@@ -100,14 +101,14 @@ def _read(path: Path, columns: list[str]) -> Any:
     return pd.read_parquet(path, columns=columns)
 
 
-def target_label_names(catalog: dict) -> list[str]:
+def target_label_names(catalog: Catalog) -> list[str]:
     """The target's label names, or a one-line error asking for them."""
     from hubselect.zeroshot import require_label_names
 
-    return require_label_names(catalog["target"].get("label_names"), role="target")
+    return require_label_names(catalog.target.label_names, role="target")
 
 
-def tune_selected(catalog: dict, fetch_dir: Path, selected: list[str], cfg: TransferConfig, *,
+def tune_selected(catalog: Catalog, selected: list[str], cfg: TransferConfig, *,
                   quiet: bool, executor: Any = None) -> list[dict]:
     """Fine-tune on each selected source (cached); returns one record per source, in order.
 
@@ -120,18 +121,17 @@ def tune_selected(catalog: dict, fetch_dir: Path, selected: list[str], cfg: Tran
 
     executor = executor or current()
     names = target_label_names(catalog)
-    by_name = {c["name"]: c for c in catalog["candidates"]}
-    jobs = (_tune_job(by_name[source], fetch_dir, names, cfg) for source in selected)
+    jobs = (_tune_job(catalog, catalog.candidate(source), names, cfg) for source in selected)
     return executor.map(_tune_one, jobs, cfg, not quiet and executor.engine == "local")
 
 
-def _tune_job(entry: dict, fetch_dir: Path, target_names: list[str], cfg: TransferConfig) -> dict:
+def _tune_job(catalog: Catalog, entry: TaskEntry, target_names: list[str], cfg: TransferConfig) -> dict:
     from hubselect.zeroshot import choose_formulation
 
-    frame = _read(fetch_dir / entry["sample"], ["text", "label"])
-    source_labels = entry.get("label_names") or sorted(frame["label"].unique())
+    frame = _read(catalog.path(entry), ["text", "label"])
+    source_labels = list(entry.label_names or sorted(frame["label"].unique()))
     formulation = choose_formulation(source_labels, target_names, cfg.finetune.formulation, cfg.mapping)
-    return {"source": entry["name"], "source_revision": entry["revision"], "formulation": formulation,
+    return {"source": entry.name, "source_revision": entry.revision, "formulation": formulation,
             "texts": frame["text"].tolist(), "labels": frame["label"].tolist(), "label_names": list(source_labels)}
 
 
@@ -178,7 +178,7 @@ class _EvalShared:
     on_pair: PairHook | None
 
 
-def evaluate_pairs(catalog: dict, fetch_dir: Path, tuned: list[dict], cfg: TransferConfig, *,
+def evaluate_pairs(catalog: Catalog, tuned: list[dict], cfg: TransferConfig, *,
                    quiet: bool, on_pair: PairHook | None = None, executor: Any = None) -> dict:
     """Evaluate the untuned baseline and every tuned model on the target's evaluation sample.
 
@@ -190,13 +190,13 @@ def evaluate_pairs(catalog: dict, fetch_dir: Path, tuned: list[dict], cfg: Trans
     from hubselect.represent.store import texts_digest
 
     executor = executor or current()
-    target = catalog["target"]
+    target = catalog.target
     names = target_label_names(catalog)
-    frame = _read(fetch_dir / target["eval"]["sample"], ["text", "label"])
+    frame = _read(catalog.path(target.eval), ["text", "label"])
     texts, labels = frame["text"].tolist(), frame["label"].tolist()
-    digest = (target["revision"], texts_digest(texts), tuple(names), cfg.descriptions, cfg.finetune.max_length,
+    digest = (target.revision, texts_digest(texts), tuple(names), cfg.descriptions, cfg.finetune.max_length,
               *cfg.metrics)
-    shared = _EvalShared(texts, labels, names, digest, cfg, {"name": target["name"], "revision": target["revision"]},
+    shared = _EvalShared(texts, labels, names, digest, cfg, {"name": target.name, "revision": target.revision},
                          not quiet and executor.engine == "local", on_pair)
     results = executor.map(_evaluate_one, [None, *tuned], executor.put(shared))
     (baseline, _, _), outcomes = results[0], results[1:]
@@ -207,7 +207,7 @@ def evaluate_pairs(catalog: dict, fetch_dir: Path, tuned: list[dict], cfg: Trans
                       "eval_examples_per_second": result["examples_per_second"],
                       "gain": result["accuracy"] - baseline["accuracy"], "eval_from_cache": hit, "run_id": run_id,
                       "metrics": result.get("metrics", {})})
-    return {"target": target["name"], "baseline": baseline, "pairs": pairs}
+    return {"target": target.name, "baseline": baseline, "pairs": pairs}
 
 
 def _evaluate_one(record: dict | None, shared: _EvalShared) -> tuple[dict, bool, str | None]:

@@ -38,8 +38,8 @@ def task(folder: Path, topic: str, n: int = 60, labels=("negative", "positive"))
     return folder
 
 
-def by_name(catalog: dict) -> dict[str, dict]:
-    return {c["name"]: c for c in catalog["candidates"]}
+def by_name(catalog):
+    return {c.name: c for c in catalog.candidates}
 
 
 def one_error_line(capsys, code: int) -> str:
@@ -73,10 +73,10 @@ def test_symlink_and_copies_of_the_target_are_rejected_with_a_reason(tmp_path):
                                 eval_size=20), tmp_path / "out")
     cands = by_name(catalog)
     assert "books" not in cands  # the target itself, named as it is, is excluded as before
-    assert cands["dvd"]["status"] == "ok"
-    assert cands["link_books"]["status"] == "rejected" and "is the target itself" in cands["link_books"]["reason"]
-    assert "byte-identical copy of the target" in cands["copy_books"]["reason"]
-    assert "'train.jsonl' is byte-identical to the target's 'test.jsonl'" in cands["leak"]["reason"]
+    assert cands["dvd"].status == "ok"
+    assert cands["link_books"].status == "rejected" and "is the target itself" in cands["link_books"].reason
+    assert "byte-identical copy of the target" in cands["copy_books"].reason
+    assert "'train.jsonl' is byte-identical to the target's 'test.jsonl'" in cands["leak"].reason
     assert sorted(p.name for p in (tmp_path / "out" / "samples").iterdir()) == [
         "dvd.parquet", "target.eval.parquet", "target.score.parquet"]
 
@@ -89,8 +89,8 @@ def test_a_symlinked_target_is_recognised_in_its_own_catalog(tmp_path):
     link.symlink_to(cat / "books", target_is_directory=True)
     catalog = fetch(FetchConfig(target=str(link), candidates=str(cat), sample_size=40, target_sample_size=40,
                                 eval_size=20), tmp_path / "out")
-    assert by_name(catalog)["books"]["status"] == "rejected"
-    assert "is the target itself" in by_name(catalog)["books"]["reason"]
+    assert by_name(catalog)["books"].status == "rejected"
+    assert "is the target itself" in by_name(catalog)["books"].reason
 
 
 def test_candidates_sharing_most_texts_with_the_target_are_rejected_with_the_share(tmp_path):
@@ -110,11 +110,11 @@ def test_candidates_sharing_most_texts_with_the_target_are_rejected_with_the_sha
     catalog = fetch(FetchConfig(target=str(target), candidates=str(cat), sample_size=40, target_sample_size=40,
                                 eval_size=20), tmp_path / "out")
     cands = by_name(catalog)
-    assert cands["reformatted"]["status"] == "rejected"
-    assert cands["reformatted"]["target_overlap"] == 1.0
-    assert "100% of its sampled texts (30 of 30) are also the target's texts" in cands["reformatted"]["reason"]
-    assert f"threshold {OVERLAP_THRESHOLD:.0%}" in cands["reformatted"]["reason"]
-    assert cands["partly"]["status"] == "ok" and cands["partly"]["target_overlap"] == 0.3
+    assert cands["reformatted"].status == "rejected"
+    assert cands["reformatted"].target_overlap == 1.0
+    assert "100% of its sampled texts (30 of 30) are also the target's texts" in cands["reformatted"].reason
+    assert f"threshold {OVERLAP_THRESHOLD:.0%}" in cands["reformatted"].reason
+    assert cands["partly"].status == "ok" and cands["partly"].target_overlap == 0.3
 
 
 # --- 2. integer labels without names ----------------------------------------------------------
@@ -144,12 +144,12 @@ def test_integer_label_names_come_from_a_label_text_column_or_a_dataset_card(tmp
                                 eval_size=20, columns="bare:names=negative|positive"), tmp_path / "out")
     cands = by_name(catalog)
     for name in ("named", "carded", "bare"):
-        assert cands[name]["status"] == "ok" and cands[name]["label_names"] == ["negative", "positive"], name
+        assert cands[name].status == "ok" and cands[name].label_names == ("negative", "positive"), name
     catalog = fetch(FetchConfig(target=str(target), candidates=str(cat), sample_size=40, target_sample_size=40,
                                 eval_size=20), tmp_path / "out2")
     bare = by_name(catalog)["bare"]
-    assert bare["status"] == "rejected" and "integer labels (0, 1) without names" in bare["reason"]
-    assert "--columns 'bare:names=" in bare["reason"] and "--label-names" not in bare["reason"]
+    assert bare.status == "rejected" and "integer labels (0, 1) without names" in bare.reason
+    assert "--columns 'bare:names=" in bare.reason and "--label-names" not in bare.reason
 
 
 def test_bare_integer_label_names_are_never_aligned():
@@ -182,16 +182,16 @@ def test_the_documented_bad_catalog_gives_one_reason_per_candidate(tmp_path):
     cands = by_name(catalog)  # manifest.json beside the task folders is no candidate
     assert sorted(cands) == ["bare_ints", "copy_books", "dvd", "empty", "leak", "link_books", "malformed",
                              "numbers", "reviews", "reworded", "semicolon"]
-    assert cands["dvd"]["status"] == "ok"
-    assert cands["semicolon"]["status"] == "ok" and cands["semicolon"]["n"] == 30  # ';' sniffed
+    assert cands["dvd"].status == "ok"
+    assert cands["semicolon"].status == "ok" and cands["semicolon"].sample.n == 30  # ';' sniffed
     expected = {"empty": "is empty (0 bytes)", "malformed": "line 3 is not valid JSON",
                 "numbers": "no text column (columns: a, b): name it with --columns 'numbers:text=COLUMN'",
                 "reviews": "no label column (columns: body, stars): name it with --columns 'reviews:label=COLUMN'",
                 "reworded": "100% of its sampled texts", "bare_ints": "integer labels (0, 1) without names",
                 "link_books": "is the target itself", "copy_books": "byte-identical copy", "leak": "byte-identical"}
     for name, reason in expected.items():
-        assert cands[name]["status"] == "rejected" and reason in cands[name]["reason"], (name, cands[name])
-        assert "--text-column" not in cands[name]["reason"] and "--label-column" not in cands[name]["reason"]
+        assert cands[name].status == "rejected" and reason in cands[name].reason, (name, cands[name])
+        assert "--text-column" not in cands[name].reason and "--label-column" not in cands[name].reason
 
 
 def test_rejections_are_printed_as_a_table_at_the_end_of_fetch(tmp_path, caplog):
@@ -216,8 +216,8 @@ def test_columns_map_each_candidate(tmp_path):
     catalog = fetch(FetchConfig(target=str(target), candidates=str(cat), sample_size=40, target_sample_size=40,
                                 eval_size=20, columns="reviews:text=title|body,label=stars"), tmp_path / "out")
     reviews = by_name(catalog)["reviews"]
-    assert reviews["status"] == "ok" and reviews["text_columns"] == ["title", "body"]
-    assert reviews["label_column"] == "stars"
+    assert reviews.status == "ok" and reviews.sample.text_columns == ("title", "body")
+    assert reviews.sample.label_column == "stars"
 
 
 def test_a_stray_manifest_beside_task_folders_is_ignored(tmp_path):

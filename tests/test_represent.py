@@ -70,20 +70,23 @@ def tiny_settings(tmp_path_factory):
     return EmbeddingSettings(model=str(make_tiny_model(tmp_path_factory.mktemp("tiny"))), max_length=32)
 
 
-def _fetched(folder: Path) -> dict:
+def _fetched(folder: Path):
     """A fetch catalog with a target and four candidates (one rejected), their samples written."""
     import pandas as pd
     from modelkit import toy_data
 
+    from hubselect.hub.entries import Catalog, SampleInfo, TargetEntry, TaskEntry
+
     (folder / "samples").mkdir(parents=True)
-    entries = {}
+    samples = []
     for i, name in enumerate(["target", "a", "b", "c", "gone"]):
         texts, _ = toy_data(6 + 2 * i, seed=i)
         pd.DataFrame({"text": texts}).to_parquet(folder / "samples" / f"{name}.parquet")
-        entries[name] = {"name": name, "sample": f"samples/{name}.parquet", "revision": f"r{i}", "n": len(texts),
-                         "status": "rejected" if name == "gone" else "ok"}
-    target = {**entries.pop("target"), "score": {"sample": "samples/target.parquet"}}
-    return {"target": target, "candidates": list(entries.values())}
+        samples.append(SampleInfo(f"samples/{name}.parquet", "train", len(texts)))
+    target = TargetEntry("target", samples[0], revision="r0")
+    candidates = [TaskEntry(n, revision=f"r{i}", sample=s) for i, (n, s) in enumerate(zip("abc", samples[1:]), 1)]
+    gone = TaskEntry("gone", revision="r4", status="rejected", reason="gone: for the test")
+    return Catalog({}, target, (*candidates, gone), folder=folder)
 
 
 def test_score_computes_each_measure_as_the_measure_itself_does(tmp_path, tiny_settings):
@@ -93,10 +96,10 @@ def test_score_computes_each_measure_as_the_measure_itself_does(tmp_path, tiny_s
 
     catalog = _fetched(tmp_path)
     cfg = ScoreConfig(measures="kl,js,mmd,centroid_cosine,renyi:alpha=0.5", embedding=tiny_settings, device="cpu")
-    result = score(catalog, tmp_path, cfg)
+    result = score(catalog, cfg)
     assert result.measures == ["kl", "js", "mmd", "centroid_cosine", "renyi:alpha=0.5"]
     assert list(result.scores.columns) == result.measures and list(result.scores.index) == ["a", "b", "c"]
-    texts = [read_texts(tmp_path / e["sample"]) for e in [catalog["target"], *catalog["candidates"][:3]]]
+    texts = [read_texts(catalog.path(e)) for e in [catalog.target.score, *catalog.accepted()]]
     _, matrix = count_matrix([term_counts(t) for t in texts])
     encoder = Encoder(tiny_settings, "cpu")
     embedded = [encoder(t) for t in texts]
@@ -109,7 +112,7 @@ def test_score_computes_each_measure_as_the_measure_itself_does(tmp_path, tiny_s
         np.testing.assert_allclose(result.scores[name], expected, rtol=1e-5, err_msg=name)
     assert {"tokenise", "term_measures", "embed", "encoder", "embedding_measures", "measure_mmd"} <= set(result.timings)
     assert result.cached == {"terms": 0, "embeddings": 0}
-    again = score(catalog, tmp_path, cfg)
+    again = score(catalog, cfg)
     assert again.cached == {"terms": 4, "embeddings": 4}  # the target and three candidates, from the cache
     np.testing.assert_allclose(again.scores, result.scores)
 
@@ -117,7 +120,7 @@ def test_score_computes_each_measure_as_the_measure_itself_does(tmp_path, tiny_s
 def test_score_with_one_kind_of_measure_runs_only_that_block(tmp_path):
     from hubselect.scoring import ScoreConfig, score
 
-    result = score(_fetched(tmp_path), tmp_path, ScoreConfig(measures="terms"))
+    result = score(_fetched(tmp_path), ScoreConfig(measures="terms"))
     assert set(result.timings) >= {"tokenise", "term_measures"} and "embed" not in result.timings
     assert result.cached == {"terms": 0, "embeddings": 0} and len(result.measures) == 9
 

@@ -119,14 +119,17 @@ def _catalog_with_samples(folder, names):
     """A fetch catalog whose usable candidates have labelled samples (one more is rejected)."""
     from modelkit import toy_data
 
+    from hubselect.hub.entries import Catalog, SampleInfo, TargetEntry, TaskEntry
+
     (folder / "samples").mkdir(parents=True, exist_ok=True)
     candidates = []
     for i, name in enumerate(names):
         texts, labels = toy_data(10 + 10 * i, seed=i)
         pd.DataFrame({"text": texts, "label": labels}).to_parquet(folder / "samples" / f"{name}.parquet")
-        candidates.append({"name": name, "sample": f"samples/{name}.parquet", "status": "ok",
-                           "rows_total": 1000 * (i + 1)})
-    return {"candidates": [*candidates, {"name": "gone", "status": "rejected"}]}
+        sample = SampleInfo(f"samples/{name}.parquet", "train", len(texts), rows_total=1000 * (i + 1))
+        candidates.append(TaskEntry(name, sample=sample))
+    target = TargetEntry("target", SampleInfo("samples/target.parquet", "train", 1))
+    return Catalog({}, target, (*candidates, TaskEntry("gone", status="rejected")), folder=folder)
 
 
 def test_learned_policy_inference_reads_the_model_and_source_features_at_selection_time(tmp_path):
@@ -134,19 +137,20 @@ def test_learned_policy_inference_reads_the_model_and_source_features_at_selecti
     from hubselect.benchmark import learned
 
     catalog = _catalog_with_samples(tmp_path, list(SCORES.index))
-    features = learned_policy.source_features_from_catalog(catalog, tmp_path)
+    features = learned_policy.source_features_from_catalog(catalog)
     assert list(features.index) == list(SCORES.index) and list(features.columns) == list(learned_policy.SOURCE_FEATURES)
     assert features.loc["e", "src_log_rows"] == pytest.approx(np.log10(5000))
     # a model that favours big sources and high JS, fitted as the benchmark does
     table = pd.concat([learned_policy.pair_features(SCORES, ["js"], features)] * 2)
     model = learned.fit(table, list(table["src_log_rows"] + table["z_js"]))
     path = learned.save(model, tmp_path / "model" / learned_policy.FILENAME)
-    gains = learned_policy.predict_from_catalog(learned_policy.load(path.parent), SCORES, catalog, tmp_path)
+    gains = learned_policy.predict_from_catalog(learned_policy.load(path.parent), SCORES, catalog)
     assert list(gains.index) == list(SCORES.index) and gains.idxmax() == "d" and gains.idxmin() == "a"
     sel = select(SCORES, SIZES, SelectionConfig("learned", k=2, measures="js", learned_model=str(path)), gains)
     assert sel.selected == ["d", "e"]
     divergence_only = learned.save(learned.fit(table[["z_js"]], list(table["z_js"])), tmp_path / "d.json")
     model = learned_policy.load(divergence_only)  # needs no source features: the catalog is not read
-    assert learned_policy.predict_from_catalog(model, SCORES, {"candidates": []}, tmp_path).idxmax() == "d"
+    empty = _catalog_with_samples(tmp_path / "empty", [])
+    assert learned_policy.predict_from_catalog(model, SCORES, empty).idxmax() == "d"
     with pytest.raises(HubselectError, match="no learned policy at"):
         learned_policy.load(tmp_path / "missing.json")

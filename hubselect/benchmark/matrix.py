@@ -29,6 +29,7 @@ from typing import Any, Callable
 
 from hubselect.cache import atomic_write_json
 from hubselect.errors import HubselectError
+from hubselect.hub.entries import CATALOG_FILE, Catalog, TaskEntry
 
 logger = logging.getLogger(__name__)
 
@@ -136,29 +137,28 @@ def list_tasks(cfg: BenchmarkConfig) -> list[dict]:
     return [{"name": r.name, "ref": str(r)} for r in refs]
 
 
-def _fetch_target(cfg: BenchmarkConfig, task: dict, tasks: list[dict], out: Path) -> dict:
-    from hubselect.hub.catalog import FetchConfig, fetch, load_catalog
+def _fetch_target(cfg: BenchmarkConfig, task: dict, tasks: list[dict], out: Path) -> Catalog:
+    from hubselect.hub.catalog import FetchConfig, fetch
 
-    if (out / "catalog.json").exists():
-        return load_catalog(out)
+    if (out / CATALOG_FILE).exists():
+        return Catalog.load(out)
     fetch_cfg = FetchConfig(target=task["ref"], candidates=",".join(t["ref"] for t in tasks),
                             sample_size=cfg.sample_size, target_sample_size=cfg.target_sample_size,
                             eval_size=cfg.eval_size, seed=cfg.seed)
     return fetch(fetch_cfg, out)
 
 
-def _unlabelled_reason(catalog: dict) -> str:
-    target = catalog["target"]
-    if not target.get("eval"):
-        return f"no labelled evaluation split (splits: {', '.join(target.get('splits') or [])})"
-    if not target.get("label_names"):
+def _unlabelled_reason(catalog: Catalog) -> str:
+    target = catalog.target
+    if not target.eval:
+        return f"no labelled evaluation split (splits: {', '.join(target.splits)})"
+    if not target.label_names:
         return "the evaluation split has no label names"
     return ""
 
 
 def prepare_target(cfg: BenchmarkConfig, task: dict, tasks: list[dict], out_dir: Path) -> dict:
     """Fetch and score every other task against ``task`` (cached in ``prepared/<name>.json``)."""
-    from hubselect.hub.catalog import accepted
     from hubselect.scoring import score
 
     path = out_dir / "prepared" / f"{task['name']}.json"
@@ -167,32 +167,30 @@ def prepare_target(cfg: BenchmarkConfig, task: dict, tasks: list[dict], out_dir:
     fetch_dir = out_dir / "fetch" / task["name"]
     catalog = _fetch_target(cfg, task, tasks, fetch_dir)
     reason = _unlabelled_reason(catalog)
-    record: dict[str, Any] = {"target": task["name"], "target_revision": catalog["target"]["revision"],
-                              "label_names": catalog["target"].get("label_names"),
-                              "rejected_sources": {c["name"]: c["reason"] for c in catalog["candidates"]
-                                                   if c["status"] != "ok"}}
-    if reason or not accepted(catalog):
+    names = catalog.target.label_names
+    record: dict[str, Any] = {"target": task["name"], "target_revision": catalog.target.revision,
+                              "label_names": None if names is None else list(names),
+                              "rejected_sources": {c.name: c.reason for c in catalog.rejected()}}
+    if reason or not catalog.accepted():
         record.update(scored=False, reason=reason or "no usable source")
     else:
         start = time.perf_counter()
-        scored = score(catalog, fetch_dir, cfg.score)
-        record.update(scored=True, reason="", eval_n=catalog["target"]["eval"]["n"],
+        scored = score(catalog, cfg.score)
+        record.update(scored=True, reason="", eval_n=catalog.target.eval.n,
                       scores=scored.scores.to_dict(orient="index"), score_timings=scored.timings,
-                      score_cached=scored.cached, embed_sets=len(accepted(catalog)) + 1,
+                      score_cached=scored.cached, embed_sets=len(catalog.accepted()) + 1,
                       score_seconds=time.perf_counter() - start)
     atomic_write_json(path, record)
     return record
 
 
-def _source_entries(out_dir: Path, prepared: list[dict]) -> dict[str, tuple[dict, Path]]:
-    """Each usable source's catalog entry and the fetch folder holding its sample."""
-    from hubselect.hub.catalog import accepted, load_catalog
-
-    out: dict[str, tuple[dict, Path]] = {}
+def _source_entries(out_dir: Path, prepared: list[dict]) -> dict[str, tuple[TaskEntry, Path]]:
+    """Each usable source's catalog entry and its sample (from the first target's fetch folder)."""
+    out: dict[str, tuple[TaskEntry, Path]] = {}
     for rec in prepared:
-        fetch_dir = out_dir / "fetch" / rec["target"]
-        for entry in accepted(load_catalog(fetch_dir)):
-            out.setdefault(entry["name"], (entry, fetch_dir))
+        catalog = Catalog.load(out_dir / "fetch" / rec["target"])
+        for entry in catalog.accepted():
+            out.setdefault(entry.name, (entry, catalog.path(entry)))
     return out
 
 
@@ -202,11 +200,11 @@ def _formulation(cfg: BenchmarkConfig, source_labels: list[str], target_labels: 
     return choose_formulation(source_labels, target_labels, cfg.transfer.finetune.formulation, cfg.transfer.mapping)
 
 
-def _source_labels(entry: dict, frame: Any) -> list[str]:
-    return list(entry.get("label_names") or sorted(frame["label"].astype(str).unique()))
+def _source_labels(entry: TaskEntry, frame: Any) -> list[str]:
+    return list(entry.label_names or sorted(frame["label"].astype(str).unique()))
 
 
-def tune_source(cfg: BenchmarkConfig, entry: dict, fetch_dir: Path, seed: int, formulation: str, *,
+def tune_source(cfg: BenchmarkConfig, entry: TaskEntry, sample: Path, seed: int, formulation: str, *,
                 quiet: bool = True) -> dict:
     """Tune one source with one seed and formulation (cached by the model cache); its record."""
     from dataclasses import replace
@@ -215,12 +213,12 @@ def tune_source(cfg: BenchmarkConfig, entry: dict, fetch_dir: Path, seed: int, f
 
     from hubselect.training import finetune
 
-    frame = pd.read_parquet(fetch_dir / entry["sample"], columns=["text", "label"])
+    frame = pd.read_parquet(sample, columns=["text", "label"])
     ft = replace(cfg.transfer.finetune, seed=seed)
-    tuned = finetune(entry["name"], entry["revision"], frame["text"].tolist(), frame["label"].tolist(),
+    tuned = finetune(entry.name, entry.revision, frame["text"].tolist(), frame["label"].tolist(),
                      _source_labels(entry, frame), ft, formulation=formulation,
                      descriptions=cfg.transfer.descriptions, progress=not quiet)
-    return {"source": entry["name"], "source_revision": entry["revision"], "seed": seed,
+    return {"source": entry.name, "source_revision": entry.revision, "seed": seed,
             "formulation": formulation, "path": tuned.path, "key": tuned.key, "from_cache": tuned.from_cache,
             "train_seconds": tuned.train_seconds, "train_examples": tuned.examples_used,
             "best_holdout_accuracy": tuned.best_holdout_accuracy}
@@ -292,7 +290,7 @@ def evaluate_model(cfg: BenchmarkConfig, model: dict | None, targets: list[dict]
     return results
 
 
-def source_holdout(cfg: BenchmarkConfig, model: dict, entry: dict, fetch_dir: Path, out_dir: Path) -> dict:
+def source_holdout(cfg: BenchmarkConfig, model: dict, entry: TaskEntry, sample: Path, out_dir: Path) -> dict:
     """The tuned model's confidence and correctness on its *source's* held-out slice.
 
     Label-free champion estimators calibrate on this slice (never on the target's labels).
@@ -310,7 +308,7 @@ def source_holdout(cfg: BenchmarkConfig, model: dict, entry: dict, fetch_dir: Pa
     path = out_dir / "holdout" / f"{model['source']}.s{model['seed']}.{model['formulation']}.json"
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
-    frame = pd.read_parquet(fetch_dir / entry["sample"], columns=["text", "label"])
+    frame = pd.read_parquet(sample, columns=["text", "label"])
     idx = holdout_indices(len(frame), replace(cfg.transfer.finetune, seed=model["seed"]))
     clf = load_classifier(model["path"], _source_labels(entry, frame), descriptions=cfg.transfer.descriptions,
                           max_length=cfg.transfer.finetune.max_length)
@@ -322,12 +320,12 @@ def source_holdout(cfg: BenchmarkConfig, model: dict, entry: dict, fetch_dir: Pa
     return record
 
 
-def _labels_of_sources(sources: dict[str, tuple[dict, Path]]) -> dict[str, list[str]]:
+def _labels_of_sources(sources: dict[str, tuple[TaskEntry, Path]]) -> dict[str, list[str]]:
     """Each source's label names (read once from its sample when the catalog has none)."""
     import pandas as pd
 
-    return {name: _source_labels(entry, pd.read_parquet(fetch_dir / entry["sample"], columns=["label"]))
-            for name, (entry, fetch_dir) in sources.items()}
+    return {name: _source_labels(entry, pd.read_parquet(sample, columns=["label"]))
+            for name, (entry, sample) in sources.items()}
 
 
 def _served(cfg: BenchmarkConfig, scored: list[dict], name: str, labels: list[str], form: str) -> list[dict]:
@@ -371,12 +369,12 @@ def source_features_frame(out_dir: Path, tasks: list[dict]) -> Any:
 
     rows = {}
     for folder in sorted((Path(out_dir) / "fetch").iterdir()):
-        catalog = json.loads((folder / "catalog.json").read_text(encoding="utf-8"))
-        for cand in catalog["candidates"]:
-            if cand["status"] == "ok" and cand["name"] not in rows:
-                frame = pd.read_parquet(folder / cand["sample"])
-                rows[cand["name"]] = source_features(frame["text"].tolist(), frame["label"].tolist(),
-                                                     cand.get("rows_total"))
+        catalog = Catalog.load(folder)
+        for cand in catalog.accepted():
+            if cand.name not in rows:
+                frame = pd.read_parquet(catalog.path(cand))
+                rows[cand.name] = source_features(frame["text"].tolist(), frame["label"].tolist(),
+                                                  cand.sample.rows_total)
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("source")
 
 
@@ -418,12 +416,11 @@ def build_matrix(cfg: BenchmarkConfig, out_dir: str | Path, *, quiet: bool = Tru
     models, evals = [], {}
     needed = _needed_models(cfg, scored, labels, seeds)[shard::shards]
     for i, (name, seed, form) in enumerate(needed, 1):
-        entry, fetch_dir = sources[name]
-        model = tune_source(cfg, entry, fetch_dir, seed, form, quiet=quiet)
+        model = tune_source(cfg, *sources[name], seed, form, quiet=quiet)
         serves = _served(cfg, scored, name, labels[name], form)
         evals[(name, seed, form)] = evaluate_model(cfg, model, serves, out_dir)
         if form == "description":
-            source_holdout(cfg, model, entry, fetch_dir, out_dir)
+            source_holdout(cfg, model, *sources[name], out_dir)
         models.append(model)
         logger.info("source %d/%d %s seed %d: tuned and evaluated on %d targets", i, len(needed), name, seed,
                     len(serves))

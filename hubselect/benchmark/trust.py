@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from hubselect.hub.entries import Catalog
+
 logger = logging.getLogger(__name__)
 
 DEV_COLLECTIONS = ("fdu-mtl", "misc")
@@ -83,15 +85,15 @@ def label_features(matrix: dict, out_dir: Path) -> Any:
     parts = []
     for rec in (r for r in matrix["targets"] if r["scored"]):
         fetch_dir = out_dir / "fetch" / rec["target"]
-        catalog = json.loads((fetch_dir / "catalog.json").read_text(encoding="utf-8"))
-        texts = pd.read_parquet(fetch_dir / catalog["target"]["score"]["sample"], columns=["text"])["text"].tolist()
-        emb, _ = cached_embeddings(texts, catalog["target"]["revision"], encoder)
-        ok = {c["name"]: c for c in catalog["candidates"] if c["status"] == "ok"}
-        spaces = label_spaces(rec["label_names"], emb, {n: c["label_counts"] for n, c in ok.items()}, encoder)
+        catalog = Catalog.load(fetch_dir)
+        texts = pd.read_parquet(catalog.path(catalog.target.score), columns=["text"])["text"].tolist()
+        emb, _ = cached_embeddings(texts, catalog.target.revision, encoder)
+        ok = {c.name: c.sample for c in catalog.accepted()}
+        spaces = label_spaces(rec["label_names"], emb, {n: s.label_counts for n, s in ok.items()}, encoder)
         table = pd.DataFrame(label_space_distances(*spaces))
         target_set = {normalize_label(n) for n in rec["label_names"]}
-        table["source_rows"] = [float(ok[n].get("rows_total") or ok[n]["n"]) for n in table.index]
-        table["same_labels"] = [float({normalize_label(k) for k in ok[n]["label_counts"]} == target_set)
+        table["source_rows"] = [float(ok[n].rows_total or ok[n].n) for n in table.index]
+        table["same_labels"] = [float({normalize_label(k) for k in ok[n].label_counts} == target_set)
                                 for n in table.index]
         parts.append(table.rename_axis("source").reset_index().assign(target=rec["target"]))
     return pd.concat(parts, ignore_index=True)

@@ -7,6 +7,9 @@ Output folder layout (what the ``fetch`` step logs as artifacts)::
     samples/target.score.parquet the target's texts used for scoring (column ``text`` only)
     samples/target.eval.parquet  the target's labelled evaluation sample (``text``, ``label``)
     samples/<candidate>.parquet  each usable candidate's sample (``text``, ``label``)
+
+:func:`fetch` returns the catalog as a :class:`hubselect.hub.entries.Catalog`, the one reader and
+writer of ``catalog.json`` (``Catalog.load(folder)`` reads a fetch folder back).
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hubselect.cache import atomic_path, atomic_write_json, cache_dir, content_key, read_entry, write_entry
+from hubselect.cache import atomic_path, cache_dir, content_key, read_entry, write_entry
 from hubselect.errors import HubselectError, TaskRejected
 from hubselect.hub import demo, identity, local
 from hubselect.hub.columns import ColumnMapping, Hints, parse_column_specs
+from hubselect.hub.entries import Catalog, SampleInfo, TargetEntry, TaskEntry
 from hubselect.hub.refs import TaskRef, parse_ref
 from hubselect.hub.tasks import (EVAL_SPLITS, SCORE_SPLITS, TRAIN_SPLITS, Sample, TaskHandle, first_split,
                                  open_task, read_sample, split_texts)
@@ -162,7 +166,7 @@ def _parse_parquet(data: bytes) -> Any:
     return pd.read_parquet(io.BytesIO(data))
 
 
-def _candidate_entry(ref: TaskRef, cfg: FetchConfig, samples: Path, target: identity.TargetIdentity) -> dict[str, Any]:
+def _candidate_entry(ref: TaskRef, cfg: FetchConfig, samples: Path, target: identity.TargetIdentity) -> TaskEntry:
     entry: dict[str, Any] = {"name": ref.name, "ref": str(ref), "kind": ref.kind, "revision": None}
     out = samples / f"{ref.name}.parquet"
     try:
@@ -190,7 +194,7 @@ def _candidate_entry(ref: TaskRef, cfg: FetchConfig, samples: Path, target: iden
     except TaskRejected as exc:
         out.unlink(missing_ok=True)
         entry.update(status="rejected", reason=str(exc))
-    return entry
+    return TaskEntry.from_json(entry)
 
 
 def _read_texts(path: Path) -> list[str]:
@@ -213,22 +217,24 @@ def _target_identity(ref: TaskRef, task: TaskHandle, cfg: FetchConfig, samples: 
     return ident
 
 
-def rejection_table(candidates: list[dict]) -> str:
+def rejection_table(candidates: list[TaskEntry]) -> str:
     """The rejected candidates as an aligned text table: name, reason and the fix."""
     rows = []
     for c in candidates:
-        if c["status"] != "rejected":
+        if c.usable:
             continue
-        reason, sep, fix = c["reason"].rpartition(": ")
-        rows.append((c["name"], reason if sep else fix, fix if sep else "-"))
+        reason, sep, fix = c.reason.rpartition(": ")
+        rows.append((c.name, reason if sep else fix, fix if sep else "-"))
     if not rows:
         return ""
     rows.insert(0, ("name", "reason", "fix"))
     widths = [max(len(r[i]) for r in rows) for i in range(2)]
     return "\n".join(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows)
+
+
 def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *,
-          progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """Run the fetch step into ``out_dir`` (written atomically) and return the catalog dict.
+          progress: Callable[[str, int, int], None] | None = None) -> Catalog:
+    """Run the fetch step into ``out_dir`` (written atomically) and return its catalog.
 
     ``progress(name, done, total)`` is called after each candidate.
 
@@ -264,13 +270,11 @@ def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *,
                                               with_labels=True, out=samples / "target.eval.parquet")
         except TaskRejected as exc:
             raise HubselectError(f"target '{cfg.target}' cannot be used: {exc}") from None
-        target_entry = {"name": target_ref.name, "ref": str(target_ref), "kind": target_ref.kind,
-                        "revision": target.revision, "uri": target.uri, "splits": target.splits, "score_split": score_split,
-                        "score": {**score_meta, "sample": "samples/target.score.parquet"},
-                        "eval_split": eval_split if eval_meta else None,
-                        "eval": {**eval_meta, "sample": "samples/target.eval.parquet"} if eval_meta else None,
-                        "label_names": list(cfg.mapping.label_names or (eval_meta or {}).get("label_names") or [])
-                        or None}
+        target_entry = TargetEntry(
+            name=target_ref.name, ref=str(target_ref), kind=target_ref.kind, revision=target.revision, uri=target.uri,
+            splits=tuple(target.splits), score=SampleInfo.from_json({**score_meta, "sample": "samples/target.score.parquet"}),
+            eval=SampleInfo.from_json({**eval_meta, "sample": "samples/target.eval.parquet"}) if eval_meta else None,
+            label_names=tuple(cfg.mapping.label_names or (eval_meta or {}).get("label_names") or []) or None)
         ident = _target_identity(target_ref, target, cfg, samples)
         candidates = []
         for i, ref in enumerate(refs, 1):
@@ -280,23 +284,9 @@ def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *,
         table = rejection_table(candidates)
         if table:
             logger.warning("%d of %d candidates rejected (details in catalog.json):\n%s",
-                           sum(c["status"] == "rejected" for c in candidates), len(candidates), table)
+                           sum(not c.usable for c in candidates), len(candidates), table)
         settings = {k: v for k, v in asdict(cfg).items() if k != "mapping"}
         settings["mapping"] = asdict(cfg.mapping)
-        catalog = {"settings": settings, "target": target_entry, "candidates": candidates,
-                   "seconds": round(time.perf_counter() - start, 3)}
-        atomic_write_json(tmp / "catalog.json", catalog)
+        catalog = Catalog(settings, target_entry, tuple(candidates), round(time.perf_counter() - start, 3), out_dir)
+        catalog.write(tmp)
     return catalog
-
-
-def load_catalog(out_dir: str | os.PathLike) -> dict:
-    """Read ``catalog.json`` written by :func:`fetch`."""
-    path = Path(out_dir) / "catalog.json"
-    if not path.exists():
-        raise HubselectError(f"'{out_dir}' holds no catalog.json: run the fetch step first or pass its output folder")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def accepted(catalog: dict) -> list[dict]:
-    """The candidates of ``catalog`` that can be used (status ``ok``)."""
-    return [c for c in catalog["candidates"] if c["status"] == "ok"]

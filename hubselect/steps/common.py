@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from hubselect.cache import scratch_dir
+from hubselect.hub.entries import Catalog
 
 #: The step whose output folder each step's folder links, under that step's name.
 UPSTREAM = {"score": "fetch", "select": "score", "finetune": "select", "evaluate": "finetune", "register": "evaluate"}
@@ -55,12 +56,9 @@ def read_json(folder: Path, name: str) -> Any:
     return json.loads((Path(folder) / name).read_text(encoding="utf-8"))
 
 
-def upstream(select_dir: Path) -> tuple[dict, Path, Any, dict]:
-    """``(catalog, fetch folder, scores frame, selection)`` from the select step's folder."""
+def upstream(select_dir: Path) -> tuple[Catalog, Any, dict]:
+    """``(catalog, scores frame, selection)`` from the select step's folder."""
     import pandas as pd
 
-    from hubselect.hub.catalog import load_catalog
-
-    fetch_dir = upstream_dir(select_dir, "select", "fetch")
     scores = pd.read_csv(upstream_dir(select_dir, "select", "score") / SCORES, index_col="candidate")
-    return load_catalog(fetch_dir), fetch_dir, scores, read_json(select_dir, SELECTION)
+    return Catalog.load(upstream_dir(select_dir, "select", "fetch")), scores, read_json(select_dir, SELECTION)

@@ -17,6 +17,7 @@ from hubselect.cache import atomic_write_json
 from hubselect.champion import BASELINE
 from hubselect.errors import HubselectError
 from hubselect.hub.catalog import FetchConfig
+from hubselect.hub.entries import Catalog
 from hubselect.scoring import ScoreConfig
 from hubselect.selection import SelectionConfig
 from hubselect.steps.common import EVALUATION, TUNED, link_input, params_of, read_json, upstream, workdir
@@ -98,14 +99,14 @@ def _write_evaluation(evaluation: dict, out: Path) -> None:
     accuracy_per_source(frame, out / "plots" / "accuracy_per_source.png")
 
 
-def _evaluate_logged(catalog: dict, fetch_dir: Path, finetune_dir: Path, cfg: TransferConfig,
-                     pair_runs: PairRuns, quiet: bool) -> dict:
+def _evaluate_logged(catalog: Catalog, finetune_dir: Path, cfg: TransferConfig, pair_runs: PairRuns,
+                     quiet: bool) -> dict:
     """Evaluate every pair (each logging its nested run), then log the step's metrics."""
     from hubselect.tracking import runs
 
     start = time.perf_counter()
     tuned = read_json(finetune_dir, TUNED)["tuned"]
-    evaluation = evaluate_pairs(catalog, fetch_dir, tuned, cfg, quiet=quiet, on_pair=pair_runs)
+    evaluation = evaluate_pairs(catalog, tuned, cfg, quiet=quiet, on_pair=pair_runs)
     base = evaluation["baseline"]
     for pair in evaluation["pairs"]:
         if pair["run_id"]:
@@ -126,20 +127,20 @@ def run_evaluate(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
     with runs.step_run("evaluate", params_of(fetch_cfg, score_cfg, select_cfg, cfg)) as run:
         if finetune_dir is None:
             finetune_dir = run_finetune(fetch_cfg, score_cfg, select_cfg, cfg, quiet=quiet).path
-        catalog, fetch_dir, scores, selection = upstream(finetune_dir / "select")
+        catalog, scores, selection = upstream(finetune_dir / "select")
         out = workdir("evaluate") / "evaluate"
         out.mkdir(parents=True)
         evaluation = None
-        if catalog["target"].get("eval"):
+        if catalog.target.eval:
             pair_runs = pair_runs_for(run.info.run_id, cfg, scores, selection)
-            evaluation = _evaluate_logged(catalog, fetch_dir, finetune_dir, cfg, pair_runs, quiet)
+            evaluation = _evaluate_logged(catalog, finetune_dir, cfg, pair_runs, quiet)
             _write_evaluation(evaluation, out)
         elif cfg.require_eval:
-            raise HubselectError(f"target '{catalog['target']['ref']}' has no labelled evaluation split: "
+            raise HubselectError(f"target '{catalog.target.ref}' has no labelled evaluation split: "
                                  "pass --eval-split, or drop --require-eval")
         else:
-            logger.warning("target %s has no labelled evaluation split: nothing to evaluate", catalog["target"]["name"])
-        atomic_write_json(out / EVALUATION, evaluation or {"target": catalog["target"]["name"], "pairs": []})
+            logger.warning("target %s has no labelled evaluation split: nothing to evaluate", catalog.target.name)
+        atomic_write_json(out / EVALUATION, evaluation or {"target": catalog.target.name, "pairs": []})
         runs.log_dir(out)
         link_input(out, "finetune", finetune_dir)
         return StepOutput(run.info.run_id, out)

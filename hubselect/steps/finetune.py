@@ -28,11 +28,11 @@ def run_finetune(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
     with runs.step_run("finetune", params_of(fetch_cfg, score_cfg, select_cfg, cfg)) as run:
         work = workdir("finetune")
         select_dir = selection_inputs(fetch_cfg, score_cfg, select_cfg, select_dir, work, quiet)
-        catalog, fetch_dir, _, selection = upstream(select_dir)
+        catalog, _, selection = upstream(select_dir)
         start = time.perf_counter()
-        tuned = tune_selected(catalog, fetch_dir, selection["summary"]["selected_sources"], cfg, quiet=quiet)
+        tuned = tune_selected(catalog, selection["summary"]["selected_sources"], cfg, quiet=quiet)
         out = work / "finetune"
-        atomic_write_json(out / TUNED, {"target": catalog["target"]["name"], "tuned": tuned})
+        atomic_write_json(out / TUNED, {"target": catalog.target.name, "tuned": tuned})
         runs.log_metrics({"sources_tuned": len(tuned), "sources_from_cache": sum(t["from_cache"] for t in tuned),
                           "time_finetune_s": time.perf_counter() - start,
                           "train_seconds_total": sum(t["train_seconds"] for t in tuned)})

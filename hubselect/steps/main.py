@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from hubselect.champion import BASELINE
-from hubselect.hub.catalog import FetchConfig, accepted, load_catalog
+from hubselect.hub.catalog import FetchConfig
+from hubselect.hub.entries import Catalog
 from hubselect.scoring import ScoreConfig
 from hubselect.selection import SelectionConfig
 from hubselect.steps.common import (CHAMPION, EVALUATION, SELECTION, TUNED, UPSTREAM, link_input, params_of, read_json,
@@ -53,13 +54,13 @@ def runtime_accounting(evaluate_dir: Path, phase: Mapping[str, float], total: fl
     candidate at the mean pair cost. Register and the baseline are common to both and left out.
     """
     evaluation = read_json(evaluate_dir, EVALUATION)
-    catalog = load_catalog(upstream_dir(evaluate_dir, "evaluate", "fetch"))
+    catalog = Catalog.load(upstream_dir(evaluate_dir, "evaluate", "fetch"))
     tuned = read_json(upstream_dir(evaluate_dir, "evaluate", "finetune"), TUNED)["tuned"]
     eval_seconds = {p["source"]: p["eval_seconds"] for p in evaluation.get("pairs", [])}
     costs = [t["train_seconds"] + eval_seconds.get(t["source"], 0.0) for t in tuned]
     mean_cost = sum(costs) / max(len(costs), 1)
     ours = phase.get("fetch", 0.0) + phase.get("score", 0.0) + phase.get("select", 0.0) + sum(costs)
-    brute = phase.get("fetch", 0.0) + len(accepted(catalog)) * mean_cost
+    brute = phase.get("fetch", 0.0) + len(catalog.accepted()) * mean_cost
     return {"end_to_end_estimate_s": ours, "brute_force_estimate_s": brute,
             "runtime_saving": 1.0 - ours / brute if brute > 0 else 0.0, "pair_cost_mean_s": mean_cost,
             "time_wall_total_s": total}
@@ -118,7 +119,7 @@ def run_main(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Selecti
 class Story:
     """What the job found, read from the register step's folder: for the main run and the console."""
 
-    def __init__(self, register_dir: Path, catalog: dict, selection: dict, evaluation: dict, champion: dict,
+    def __init__(self, register_dir: Path, catalog: Catalog, selection: dict, evaluation: dict, champion: dict,
                  saving: float):
         self.register_dir, self.catalog, self.selection = register_dir, catalog, selection
         self.evaluation, self.champion, self.saving = evaluation, champion, saving
@@ -126,7 +127,7 @@ class Story:
     @classmethod
     def read(cls, register_dir: Path, saving: float) -> "Story":
         """The story of the job whose register step wrote ``register_dir``."""
-        return cls(register_dir, load_catalog(upstream_dir(register_dir, "register", "fetch")),
+        return cls(register_dir, Catalog.load(upstream_dir(register_dir, "register", "fetch")),
                    read_json(upstream_dir(register_dir, "register", "select"), SELECTION),
                    read_json(upstream_dir(register_dir, "register", "evaluate"), EVALUATION),
                    read_json(register_dir, CHAMPION), saving)
@@ -150,7 +151,7 @@ class Story:
         runs.log_table(pd.DataFrame(self.selection["ranking"]), "tables/selection.json")
         if self.evaluation.get("pairs"):
             runs.log_table(evaluation_frame(self.evaluation), "tables/evaluation.json")
-        log_inputs(self.catalog, upstream_dir(self.register_dir, "register", "fetch"))
+        log_inputs(self.catalog)
         runs.set_description(self.markdown())
         runs.set_tags({"hubselect.registered_model_uri": self.model_uri()})
 
@@ -179,7 +180,7 @@ class Story:
         """The main run's description: the answer first, then how it was reached."""
         s = self.selection["summary"]
         chosen = "\n".join(f"- {line}" for line in self.chosen_lines())
-        return (f"### {self.catalog['target']['name']}: {self.champion_line()}\n\n"
+        return (f"### {self.catalog.target.name}: {self.champion_line()}\n\n"
                 f"Registered as `{self.model_uri()}` (alias `@champion`; see *Registered models*). Runtime saved "
                 f"against tuning every usable candidate: {self.saving:.0%} (estimate).\n\n"
                 f"**Chosen**: {s['selected']} of {s['candidates']} candidates by the `{s['policy']}` policy.\n"
@@ -191,7 +192,7 @@ class Story:
         from hubselect.tracking.runs import ui_command
 
         s = self.selection["summary"]
-        lines = [f"hubselect: {self.catalog['target']['name']}: {s['selected']} of {s['candidates']} candidates "
+        lines = [f"hubselect: {self.catalog.target.name}: {s['selected']} of {s['candidates']} candidates "
                  f"chosen ({s['policy']} policy)", *(f"  {line}" for line in self.chosen_lines()),
                  f"champion: {self.champion_line()}", f"registered: {self.model_uri()} (alias "
                  f"models:/{self.champion['registered_model']}@champion)",

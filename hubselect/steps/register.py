@@ -12,6 +12,7 @@ from typing import Any
 from hubselect.cache import atomic_write_json
 from hubselect.champion import pick_champion
 from hubselect.hub.catalog import FetchConfig
+from hubselect.hub.entries import Catalog
 from hubselect.scoring import ScoreConfig, read_texts
 from hubselect.selection import SelectionConfig
 from hubselect.steps.common import CHAMPION, EVALUATION, TUNED, link_input, params_of, read_json, upstream, workdir
@@ -20,36 +21,36 @@ from hubselect.tracking.runs import StepOutput
 from hubselect.transfer import TransferConfig, target_label_names
 
 
-def _log_champion(champion: dict, catalog: dict, fetch_dir: Path, cfg: TransferConfig) -> Any:
+def _log_champion(champion: dict, catalog: Catalog, cfg: TransferConfig) -> Any:
     """Log the champion's model (the untuned encoder when the baseline won); returns the model info."""
     from hubselect.modeling import resolve_model
     from hubselect.tracking import models
 
-    target = catalog["target"]
+    target = catalog.target
     model = champion["path"] or resolve_model(cfg.finetune.model, cfg.finetune.model_revision)
     return models.log_model(model, target_label_names(catalog), descriptions=cfg.descriptions, mapping=cfg.mapping,
                             max_length=cfg.finetune.max_length,
-                            input_example=read_texts(fetch_dir / target["score"]["sample"])[:3],
-                            metadata={"hubselect.target": target["name"],
+                            input_example=read_texts(catalog.path(target.score))[:3],
+                            metadata={"hubselect.target": target.name,
                                       "hubselect.source_revision": champion["source_revision"]})
 
 
-def _register(info: Any, champion: dict, policy: str, reason: str, evaluation: dict | None, catalog: dict,
+def _register(info: Any, champion: dict, policy: str, reason: str, evaluation: dict | None, catalog: Catalog,
               selection: dict, cfg: TransferConfig) -> dict:
     """Register the logged model under the alias ``champion``; returns the ``champion.json`` record."""
     from hubselect.tracking import models
 
-    target = catalog["target"]
+    target = catalog.target
     metrics = {k: champion[k] for k in ("accuracy", "macro_f1") if k in champion}
     if evaluation:
         metrics["baseline_accuracy"] = evaluation["baseline"]["accuracy"]
     version = models.register_champion(
-        info, cfg.registered_model_name or None, target=target["name"],
+        info, cfg.registered_model_name or None, target=target.name,
         source=None if champion["path"] is None else champion["source"], metrics=metrics, gain=champion.get("gain"),
         policy=f"{policy}: {reason}", tags={"hubselect.measures": ",".join(selection["summary"]["measures"]),
-                                           "hubselect.target_revision": target["revision"]})
+                                           "hubselect.target_revision": target.revision})
     name = (models.sanitize_model_name(cfg.registered_model_name) if cfg.registered_model_name
-            else models.default_model_name(target["name"]))
+            else models.default_model_name(target.name))
     return {"registered_model": name, "version": version, "alias": "champion", "uri": f"models:/{name}@champion",
             "source": champion["source"], "policy": policy, "reason": reason, **metrics, "gain": champion.get("gain")}
 
@@ -63,12 +64,12 @@ def run_register(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
         if evaluate_dir is None:
             evaluate_dir = run_evaluate(fetch_cfg, score_cfg, select_cfg, cfg, quiet=quiet).path
         finetune_dir = evaluate_dir / "finetune"
-        catalog, fetch_dir, _, selection = upstream(finetune_dir / "select")
+        catalog, _, selection = upstream(finetune_dir / "select")
         evaluation = read_json(evaluate_dir, EVALUATION)
         evaluation = evaluation if evaluation.get("pairs") else None
         tuned = read_json(finetune_dir, TUNED)["tuned"]
-        champion, reason, policy = pick_champion(evaluation, tuned, cfg, catalog, fetch_dir)
-        info = _log_champion(champion, catalog, fetch_dir, cfg)
+        champion, reason, policy = pick_champion(evaluation, tuned, cfg, catalog)
+        info = _log_champion(champion, catalog, cfg)
         record = _register(info, champion, policy, reason, evaluation, catalog, selection, cfg)
         out = workdir("register") / "register"
         atomic_write_json(out / CHAMPION, record)

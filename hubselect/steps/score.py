@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from hubselect.cache import atomic_write_json
-from hubselect.hub.catalog import FetchConfig, load_catalog
+from hubselect.hub.catalog import FetchConfig
+from hubselect.hub.entries import Catalog
 from hubselect.progress import progress_bar
 from hubselect.scoring import ScoreConfig, ScoreResult, score
 from hubselect.steps.common import SCORES, link_input, params_of, workdir
@@ -18,14 +19,14 @@ from hubselect.steps.fetch import fetch_logged
 from hubselect.tracking.runs import StepOutput
 
 
-def score_into(catalog: dict, fetch_dir: Path, cfg: ScoreConfig, out: Path, quiet: bool) -> ScoreResult:
+def score_into(catalog: Catalog, cfg: ScoreConfig, out: Path, quiet: bool) -> ScoreResult:
     """Score into ``out`` (scores, timings, correlation plot)."""
     from hubselect.divergence import resolve_measures
     from hubselect.plots import measure_correlation
 
     phases = len({spec.kind for spec in resolve_measures(cfg.measures)})
     with progress_bar("represent domains", None, quiet=quiet) as bar:
-        result = score(catalog, fetch_dir, cfg, progress=lambda phase, done, total: bar(1, phases * total))
+        result = score(catalog, cfg, progress=lambda phase, done, total: bar(1, phases * total))
     out.mkdir(parents=True, exist_ok=True)
     result.scores.to_csv(out / SCORES, float_format="%.6g")
     atomic_write_json(out / "timings.json", {"seconds": result.timings, "cache_hits": result.cached})
@@ -46,7 +47,7 @@ def run_score(fetch_cfg: FetchConfig, cfg: ScoreConfig, *, fetch_dir: Path | Non
         if fetch_dir is None:
             fetch_dir = work / "fetch"
             fetch_logged(fetch_cfg, fetch_dir, quiet, "fetch")
-        result = score_into(load_catalog(fetch_dir), fetch_dir, cfg, work / "score", quiet)
+        result = score_into(Catalog.load(fetch_dir), cfg, work / "score", quiet)
         runs.log_metrics({f"time_{k}_s": v for k, v in result.timings.items()})
         runs.log_metrics({"time_score_step_s": time.perf_counter() - start,
                           "representations_cached": sum(result.cached.values())})

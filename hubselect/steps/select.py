@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from hubselect.cache import atomic_write_json
-from hubselect.hub.catalog import FetchConfig, accepted, load_catalog
+from hubselect.hub.catalog import FetchConfig
+from hubselect.hub.entries import Catalog
 from hubselect.scoring import ScoreConfig
 from hubselect.selection import Selection, SelectionConfig, select
 from hubselect.steps.common import SCORES, SELECTION, link_input, params_of, upstream_dir, workdir
@@ -21,7 +22,7 @@ from hubselect.steps.score import score_into
 from hubselect.tracking.runs import StepOutput
 
 
-def learned_predictions(model_ref: str, catalog: dict, fetch_dir: Path, scores: Any) -> Any:
+def learned_predictions(model_ref: str, catalog: Catalog, scores: Any) -> Any:
     """Gains predicted by a benchmark's learned policy (``runs:/<id>`` or a local path)."""
     from hubselect import learned_policy
 
@@ -29,35 +30,34 @@ def learned_predictions(model_ref: str, catalog: dict, fetch_dir: Path, scores: 
         from hubselect.tracking import runs
 
         model_ref = str(runs.download(model_ref[len("runs:/"):].strip("/")))
-    return learned_policy.predict_from_catalog(learned_policy.load(model_ref), scores, catalog, fetch_dir)
+    return learned_policy.predict_from_catalog(learned_policy.load(model_ref), scores, catalog)
 
 
-def select_into(catalog: dict, fetch_dir: Path, scores: Any, cfg: SelectionConfig, out: Path,
-                score_cfg: ScoreConfig) -> Selection:
+def select_into(catalog: Catalog, scores: Any, cfg: SelectionConfig, out: Path, score_cfg: ScoreConfig) -> Selection:
     """Select into ``out`` (selection.json, ranking.csv, plot)."""
     from hubselect.plots import scores_per_candidate
     from hubselect.steps.signals import selection_signals, without_label_signals
 
-    sizes = {c["name"]: c["n"] for c in accepted(catalog)}
+    sizes = {c.name: c.sample.n for c in catalog.accepted()}
     cfg = without_label_signals(cfg, catalog)
-    predicted = learned_predictions(cfg.learned_model, catalog, fetch_dir, scores) if cfg.policy == "learned" else None
-    selection = select(scores, sizes, cfg, predicted, selection_signals(catalog, fetch_dir, score_cfg, cfg))
+    predicted = learned_predictions(cfg.learned_model, catalog, scores) if cfg.policy == "learned" else None
+    selection = select(scores, sizes, cfg, predicted, selection_signals(catalog, score_cfg, cfg))
     out.mkdir(parents=True, exist_ok=True)
     selection.table.to_csv(out / "ranking.csv", float_format="%.6g")
     rows = json.loads(selection.table.reset_index().to_json(orient="records"))
-    atomic_write_json(out / SELECTION, {"target": catalog["target"]["name"], "summary": selection.summary,
+    atomic_write_json(out / SELECTION, {"target": catalog.target.name, "summary": selection.summary,
                                         "ranking": rows})
     (out / "plots").mkdir(exist_ok=True)
     scores_per_candidate(selection.table, list(scores.columns), out / "plots" / "scores_per_candidate.png")
     return selection
 
 
-def _scored_here(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, score_dir: Path, quiet: bool) -> tuple[dict, Any]:
+def _scored_here(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, score_dir: Path, quiet: bool) -> tuple[Catalog, Any]:
     """Fetch and score in-process into ``score_dir`` (logged beside the selection, fetch under ``fetch/``)."""
     from hubselect.tracking import runs
 
     catalog = fetch_logged(fetch_cfg, score_dir / "fetch", quiet, "fetch")
-    result = score_into(catalog, score_dir / "fetch", score_cfg, score_dir, quiet)
+    result = score_into(catalog, score_cfg, score_dir, quiet)
     runs.log_dir(score_dir)
     return catalog, result.scores
 
@@ -75,10 +75,9 @@ def run_select(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, cfg: SelectionCon
             score_dir = work / "score"
             catalog, scores = _scored_here(fetch_cfg, score_cfg, score_dir, quiet)
         else:
-            catalog = load_catalog(upstream_dir(score_dir, "score", "fetch"))
+            catalog = Catalog.load(upstream_dir(score_dir, "score", "fetch"))
             scores = pd.read_csv(Path(score_dir) / SCORES, index_col="candidate")
-        selection = select_into(catalog, upstream_dir(score_dir, "score", "fetch"), scores, cfg, work / "select",
-                                score_cfg)
+        selection = select_into(catalog, scores, cfg, work / "select", score_cfg)
         s = selection.summary
         runs.log_metrics({"candidates": s["candidates"], "selected": s["selected"], "pruned": s["pruned"],
                           "pruned_fraction": s["pruned_fraction"],
@@ -98,7 +97,7 @@ def selection_inputs(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg:
         return Path(select_dir)
     score_dir = work / "select" / "score"
     catalog = fetch_logged(fetch_cfg, score_dir / "fetch", quiet, "fetch")
-    result = score_into(catalog, score_dir / "fetch", score_cfg, score_dir, quiet)
-    select_into(catalog, score_dir / "fetch", result.scores, select_cfg, work / "select", score_cfg)
+    result = score_into(catalog, score_cfg, score_dir, quiet)
+    select_into(catalog, result.scores, select_cfg, work / "select", score_cfg)
     runs.log_dir(work / "select", "select")
     return work / "select"

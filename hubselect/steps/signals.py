@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hubselect.errors import HubselectError
-from hubselect.hub.catalog import accepted
+from hubselect.hub.entries import Catalog, TaskEntry
 
 logger = logging.getLogger(__name__)
 
@@ -33,29 +33,29 @@ def resolve_prior(ref: str) -> Path:
     return Path(ref)
 
 
-def prior_signal(catalog: dict, ref: str) -> dict[str, float]:
+def prior_signal(catalog: Catalog, ref: str) -> dict[str, float]:
     """``{candidate: prior value}``; unseen candidates get the prior's neutral value."""
     from hubselect.prior import load_prior, prior_values
 
     prior = load_prior(resolve_prior(ref))
-    values = prior_values(prior, {c["name"]: c.get("revision") for c in accepted(catalog)})
+    values = prior_values(prior, {c.name: c.revision for c in catalog.accepted()})
     known = [n for n, (_, k) in values.items() if k]
     logger.info("transfer prior knows %d of %d candidates%s", len(known), len(values),
                 f" ({', '.join(known)})" if known else "; the others get its neutral value")
     return {n: v for n, (v, _) in values.items()}
 
 
-def _label_counts(entry: dict) -> dict[str, float]:
+def _label_counts(entry: TaskEntry) -> dict[str, float]:
     """A candidate's label counts keyed by label *name* (integer ids mapped through its names)."""
-    names = entry.get("label_names") or []
+    names = entry.label_names or ()
     out = {}
-    for key, count in (entry.get("label_counts") or {}).items():
+    for key, count in (entry.sample.label_counts or {}).items():
         k = str(key)
         out[names[int(k)] if k.isdigit() and int(k) < len(names) else k] = float(count)
     return out
 
 
-def label_signals(catalog: dict, fetch_dir: Path, score_cfg: Any) -> dict[str, dict[str, float]]:
+def label_signals(catalog: Catalog, score_cfg: Any) -> dict[str, dict[str, float]]:
     """``{"label_distance": {...}, "balance_distance": {...}}`` for every usable candidate.
 
     Raises:
@@ -66,19 +66,19 @@ def label_signals(catalog: dict, fetch_dir: Path, score_cfg: Any) -> dict[str, d
     from hubselect.represent.store import Encoder, cached_embeddings
     from hubselect.scoring import read_texts
 
-    target = catalog["target"]
-    names = target.get("label_names")
+    target = catalog.target
+    names = list(target.label_names or [])
     if not names:
-        raise HubselectError(f"the combined policy compares label spaces, and target '{target['name']}' has no label "
+        raise HubselectError(f"the combined policy compares label spaces, and target '{target.name}' has no label "
                              "names: pass --label-names a,b,c, or give labels and balance weight 0 in --weights")
     encoder = Encoder(score_cfg.embedding, score_cfg.device)
-    texts = read_texts(Path(fetch_dir) / target["score"]["sample"])
-    emb, _ = cached_embeddings(texts, target["revision"], encoder)
-    spaces = label_spaces(names, emb, {c["name"]: _label_counts(c) for c in accepted(catalog)}, encoder)
+    texts = read_texts(catalog.path(target.score))
+    emb, _ = cached_embeddings(texts, target.revision, encoder)
+    spaces = label_spaces(names, emb, {c.name: _label_counts(c) for c in catalog.accepted()}, encoder)
     return label_space_distances(*spaces)
 
 
-def without_label_signals(cfg: Any, catalog: dict) -> Any:
+def without_label_signals(cfg: Any, catalog: Catalog) -> Any:
     """``cfg`` with the label weights set to 0 when the target has no label names (with a warning).
 
     Selection can still run on divergence and the prior; classifying the target zero-shot later
@@ -87,18 +87,18 @@ def without_label_signals(cfg: Any, catalog: dict) -> Any:
     from dataclasses import replace
 
     weights = cfg.weight_map() if cfg.policy == "combined" else {}
-    if catalog["target"].get("label_names") or not (weights.get("labels") or weights.get("balance")):
+    if catalog.target.label_names or not (weights.get("labels") or weights.get("balance")):
         return cfg
     kept = {k: v for k, v in weights.items() if k not in ("labels", "balance") and v > 0}
     if not kept:
         raise HubselectError(f"--weights '{cfg.weights}' weighs only label signals, and target "
-                             f"'{catalog['target']['name']}' has no label names: pass --label-names a,b,c")
+                             f"'{catalog.target.name}' has no label names: pass --label-names a,b,c")
     logger.warning("target '%s' has no label names: the label signals are left out of the combined policy "
-                   "(pass --label-names a,b,c to use them)", catalog["target"]["name"])
+                   "(pass --label-names a,b,c to use them)", catalog.target.name)
     return replace(cfg, weights=",".join(f"{k}={v:g}" for k, v in kept.items()))
 
 
-def selection_signals(catalog: dict, fetch_dir: Path, score_cfg: Any, cfg: Any) -> dict[str, dict[str, float]] | None:
+def selection_signals(catalog: Catalog, score_cfg: Any, cfg: Any) -> dict[str, dict[str, float]] | None:
     """Every signal ``cfg`` (a ``combined`` :class:`~hubselect.selection.SelectionConfig`) weighs."""
     if cfg.policy != "combined":
         return None
@@ -107,5 +107,5 @@ def selection_signals(catalog: dict, fetch_dir: Path, score_cfg: Any, cfg: Any) 
     if weights["prior"] > 0:
         out["prior"] = prior_signal(catalog, cfg.prior)
     if weights["labels"] > 0 or weights["balance"] > 0:
-        out.update(label_signals(catalog, fetch_dir, score_cfg))
+        out.update(label_signals(catalog, score_cfg))
     return out
