@@ -6,6 +6,9 @@ normalisation); the score of a label is ``cosine(text, description) * scale`` an
 is the argmax over the *target's* labels. Fine-tuning on a source trains the encoder so that
 texts move towards their source label's description; the target then only needs its own label
 descriptions. The untuned encoder with description matching is the zero-shot baseline.
+``scale`` is 20 in training; at prediction both formulations divide their logits by the
+temperature fitted on the source's held-out slice, so the softmax of :meth:`scores` is a
+calibrated probability (see :mod:`hubselect.model_folder`; :func:`predict_labels`).
 
 **Label-aligned head** applies when source and target share their label names after
 normalisation (lowercase, strip, ``_``/``-`` become spaces) or through an explicit mapping
@@ -43,13 +46,10 @@ import numpy as np
 
 from hubselect.errors import HubselectError
 from hubselect.labelnames import humanize_labels, normalize_label  # noqa: F401 (re-exported)
-from hubselect.model_folder import (  # noqa: F401 (the folder format's names, re-exported)
+from hubselect.model_folder import (
     CONFIG_FILE,
-    DEFAULT_SCALE,
     DESCRIPTION,
-    FORMULATIONS,
     HEAD,
-    METADATA_FILE,
     description_scale,
     folder_formulation,
     read_metadata,
