@@ -166,10 +166,10 @@ def test_bare_integer_label_names_are_never_aligned():
 
 
 def _bad_inputs_module():
-    """``benchmarks/bad_inputs.py``: the fixtures behind docs/reliability-inputs.md."""
+    """``scripts/bad_inputs.py``: the fixtures behind docs/reliability-inputs.md."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bad_inputs", ROOT / "benchmarks" / "bad_inputs.py")
+    spec = importlib.util.spec_from_file_location("bad_inputs", ROOT / "scripts" / "bad_inputs.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -108,11 +108,11 @@ def run_main(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Selecti
     with runs.step_run("main", params_of(fetch_cfg, score_cfg, select_cfg, transfer_cfg)) as run:
         outputs, phase = _chain(fetch_cfg, score_cfg, select_cfg, transfer_cfg, quiet)
         accounting = runtime_accounting(outputs["evaluate"].path, phase, time.perf_counter() - start)
+        story = Story.read(outputs["register"].path, accounting["runtime_saving"])
+        story.log()  # the answer first: the UI lists metrics in the order they were logged
         runs.log_metrics({**{f"time_{k}_s": v for k, v in phase.items()}, "time_total_s": accounting["time_wall_total_s"],
                           **accounting})
         runs.set_tags({f"hubselect.{k}_run": v.run_id for k, v in outputs.items()})
-        story = Story.read(outputs["register"].path, accounting["runtime_saving"])
-        story.log()
         return StepOutput(run.info.run_id, outputs["register"].path, summary=story.text(run.info.run_id))
 
 
@@ -159,6 +159,11 @@ class Story:
         c = self.champion
         return f"models:/{c['registered_model']}/{c['version']}"
 
+    def model_link(self) -> str:
+        """The registered version's page in the MLflow UI (relative, so it works on any server)."""
+        c = self.champion
+        return f"#/models/{c['registered_model']}/versions/{c['version']}"
+
     def chosen_lines(self) -> list[str]:
         """One line per selected source: its rank and the policy's reason."""
         rows = [r for r in self.selection["ranking"] if r.get("decision") == "selected"]
@@ -181,7 +186,7 @@ class Story:
         s = self.selection["summary"]
         chosen = "\n".join(f"- {line}" for line in self.chosen_lines())
         return (f"### {self.catalog.target.name}: {self.champion_line()}\n\n"
-                f"Registered as `{self.model_uri()}` (alias `@champion`; see *Registered models*). Runtime saved "
+                f"Registered as [`{self.model_uri()}`]({self.model_link()}) (alias `@champion`). Runtime saved "
                 f"against tuning every usable candidate: {self.saving:.0%} (estimate).\n\n"
                 f"**Chosen**: {s['selected']} of {s['candidates']} candidates by the `{s['policy']}` policy.\n"
                 f"{chosen}\n\nTables: `tables/selection.json` and `tables/evaluation.json` (*Artifacts*); "

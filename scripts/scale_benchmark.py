@@ -16,7 +16,7 @@ candidates: the CPU encoder costs seconds per candidate).
 
 This is a benchmark, not a test: it asserts nothing. Usage, from the repository root::
 
-    nice -n 15 python benchmarks/scale_benchmark.py --output /tmp/scale.json
+    nice -n 15 python scripts/scale_benchmark.py --output /tmp/scale.json
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Reads two finished benchmark folders (each run with ``--seeds 2``), keeps the ta
 they share, and prints per recipe: the split-half (seed vs seed) Spearman per target, the mean
 tuning-seed SD of a pair's accuracy, the mean accuracy, and the measured tuning seconds per model.
 
-    python benchmarks/recipe_compare.py MATRIX_A MATRIX_B
+    python scripts/recipe_compare.py MATRIX_A MATRIX_B
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ Measured, on the same data (FDU-MTL labelled reviews from ``../shared/data``) an
 Sized to finish in about 8 minutes on an H100 (``--examples`` per tune). Prints Markdown and
 writes JSON (``--output``). Not a test: it asserts nothing. Usage, from the repository root::
 
-    pip install -e '.[ray]' && python benchmarks/gpu_benchmark.py --output /tmp/gpu_benchmark.json
+    pip install -e '.[ray]' && python scripts/gpu_benchmark.py --output /tmp/gpu_benchmark.json
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ Goals checked:
 
 Usage (from the repository root, ``../shared/data`` beside the checkout)::
 
-    python benchmarks/score_benchmark.py --output /tmp/score_benchmark.json
+    python scripts/score_benchmark.py --output /tmp/score_benchmark.json
 
 "Cold" means an empty ``HUBSELECT_CACHE_DIR`` (a fresh temporary folder by default), not a cold
 interpreter: heavy libraries (torch, transformers, scikit-learn, pandas) are imported before

@@ -1,7 +1,7 @@
 """The bad-input suite of issue 8 (input half): build each bad input in a temp folder, run the real
 ``hubselect`` command on it, and print a Markdown table of command, exit code and message.
 
-Usage: ``python benchmarks/bad_inputs.py [--keep DIR]``. Offline; about 3 minutes on 2 CPU cores.
+Usage: ``python scripts/bad_inputs.py [--keep DIR]``. Offline; about 3 minutes on 2 CPU cores.
 Every case must end with exit code 2 and one ``hubselect: error:`` line, or exit code 0 with the
 candidate's rejection (reason and fix) in the fetch step's table; any traceback is counted.
 """

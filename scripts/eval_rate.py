@@ -7,7 +7,7 @@ label descriptions, then writes the result and the raw scores. This script times
 texts of several tasks, and the bare encoder forward pass (:func:`hubselect.modeling.encode`) on
 the same texts, in one process, and prints both rates.
 
-    python benchmarks/eval_rate.py [--tasks ../shared/data/more] [--n-tasks 16] [--per-task 60] [--repeats 3]
+    python scripts/eval_rate.py [--tasks ../shared/data/more] [--n-tasks 16] [--per-task 60] [--repeats 3]
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ Runs alternate local, ray, local, ray... so that a shared machine's load falls o
 
 This is a benchmark, not a test: it asserts nothing. Usage, from the repository root::
 
-    nice -n 15 python benchmarks/ray_speedup_benchmark.py --output /tmp/ray_speedup.json
+    nice -n 15 python scripts/ray_speedup_benchmark.py --output /tmp/ray_speedup.json
 """
 
 from __future__ import annotations

@@ -14,8 +14,8 @@ This is a documentation tool, not a test, and not a project dependency. It needs
 (``pip install playwright``) and a Chromium (``apt-get install -y chromium``; ``--chromium``
 names another binary). Usage, from the repository root::
 
-    python benchmarks/ui_screenshots.py                # run the demo job, then shoot
-    python benchmarks/ui_screenshots.py --store /tmp/x/mlflow.db --skip-job
+    python scripts/ui_screenshots.py                # run the demo job, then shoot
+    python scripts/ui_screenshots.py --store /tmp/x/mlflow.db --skip-job
 
 The server is stopped on exit, also on error. See ``docs/screenshots/README.md``.
 """
