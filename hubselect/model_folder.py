@@ -47,15 +47,12 @@ from typing import Any
 import numpy as np
 
 from hubselect.errors import HubselectError
+from hubselect.modeling import CONFIG_FILE
 
 #: Version of the tuned-model folder layout and training procedure (part of the cache key).
 FORMAT_VERSION = 1
 #: Name of the metadata file written next to a tuned model's weights.
 METADATA_FILE = "hubselect.json"
-#: Weights file of every model folder (always safetensors).
-WEIGHTS_FILE = "model.safetensors"
-#: Transformers config of every model folder.
-CONFIG_FILE = "config.json"
 
 DESCRIPTION = "description"
 HEAD = "head"

@@ -16,9 +16,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from hubselect.errors import HubselectError
-from hubselect.model_folder import CONFIG_FILE, WEIGHTS_FILE
 
 logger = logging.getLogger(__name__)
+
+#: Weights file of every model folder, pretrained or tuned (always safetensors).
+WEIGHTS_FILE = "model.safetensors"
+#: Transformers config of every model folder.
+CONFIG_FILE = "config.json"
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _BUNDLED_NAMES = {DEFAULT_MODEL.lower(), "sentence-transformers/all-minilm-l6-v2", "bundled"}

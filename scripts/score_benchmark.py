@@ -33,6 +33,7 @@ import tempfile
 import time
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 ENV_CACHE_DIR = "HUBSELECT_CACHE_DIR"
@@ -151,7 +152,7 @@ def run_fetch(args: argparse.Namespace, cache_root: Path, out_dir: Path) -> tupl
     Returns:
         ``(catalog, record)`` where ``record`` holds seconds, candidate counts and load.
     """
-    from hubselect.hub.catalog import FetchConfig, accepted, fetch
+    from hubselect.hub.catalog import FetchConfig, fetch
 
     os.environ[ENV_CACHE_DIR] = str(cache_root / "fetch")
     cfg = FetchConfig(target=str(DATA / "fdu-mtl" / args.target),
@@ -161,17 +162,16 @@ def run_fetch(args: argparse.Namespace, cache_root: Path, out_dir: Path) -> tupl
     start = time.perf_counter()
     catalog = fetch(cfg, out_dir)
     seconds = time.perf_counter() - start
-    rejected = [c["name"] for c in catalog["candidates"] if c["status"] != "ok"]
-    return catalog, {"seconds": round(seconds, 3), "candidates": len(accepted(catalog)), "rejected": rejected,
+    rejected = [c.name for c in catalog.rejected()]
+    return catalog, {"seconds": round(seconds, 3), "candidates": len(catalog.accepted()), "rejected": rejected,
                      "load_before": before, "load_after": load()}
 
 
-def timed_score(catalog: dict, fetch_dir: Path, measures: str, args: argparse.Namespace) -> dict:
+def timed_score(catalog: Any, measures: str, args: argparse.Namespace) -> dict:
     """Run ``score`` once for one measure family and return its timings and wall time.
 
     Args:
         catalog: Output of the fetch step.
-        fetch_dir: The fetch step's folder.
         measures: ``terms`` or ``embeddings``.
         args: Benchmark options (embedding settings).
 
@@ -185,19 +185,18 @@ def timed_score(catalog: dict, fetch_dir: Path, measures: str, args: argparse.Na
                       embedding=EmbeddingSettings(max_length=args.max_length, max_texts=args.embed_examples))
     before = load()
     start = time.perf_counter()
-    result = score(catalog, fetch_dir, cfg)
+    result = score(catalog, cfg)
     wall = time.perf_counter() - start
     return {"wall": round(wall, 4), "timings": {k: round(v, 4) for k, v in result.timings.items()},
             "cached": result.cached, "pairs": len(result.scores), "measures": result.measures,
             "max_rss_mib": max_rss_mib(), "load_before": before, "load_after": load()}
 
 
-def one_round(catalog: dict, fetch_dir: Path, cache: Path, args: argparse.Namespace) -> dict:
+def one_round(catalog: Any, cache: Path, args: argparse.Namespace) -> dict:
     """A cold run (empty ``cache``) of both families, then a cached rerun of both.
 
     Args:
         catalog: Output of the fetch step.
-        fetch_dir: The fetch step's folder.
         cache: Empty folder used as ``HUBSELECT_CACHE_DIR`` for this round.
         args: Benchmark options.
 
@@ -210,16 +209,15 @@ def one_round(catalog: dict, fetch_dir: Path, cache: Path, args: argparse.Namesp
         out[state] = {}
         for family in ("terms", "embeddings"):
             print(f"  {state} {family} ...", file=sys.stderr, flush=True)
-            out[state][family] = timed_score(catalog, fetch_dir, family, args)
+            out[state][family] = timed_score(catalog, family, args)
     return out
 
 
-def traced_terms(catalog: dict, fetch_dir: Path, cache: Path, args: argparse.Namespace) -> dict:
+def traced_terms(catalog: Any, cache: Path, args: argparse.Namespace) -> dict:
     """Python-side peak memory of a cold term pass, from ``tracemalloc`` (untimed: it slows Python).
 
     Args:
         catalog: Output of the fetch step.
-        fetch_dir: The fetch step's folder.
         cache: Empty folder used as the cache for this pass.
         args: Benchmark options.
 
@@ -229,7 +227,7 @@ def traced_terms(catalog: dict, fetch_dir: Path, cache: Path, args: argparse.Nam
     os.environ[ENV_CACHE_DIR] = str(cache)
     tracemalloc.start()
     try:
-        record = timed_score(catalog, fetch_dir, "terms", args)
+        record = timed_score(catalog, "terms", args)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -368,11 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.repeats):
             print(f"round {i + 1}/{args.repeats}", file=sys.stderr, flush=True)
             cache = root / f"round-{i}-{time.time_ns()}"
-            rounds.append(one_round(catalog, Path(tmp) / "fetch", cache, args))
+            rounds.append(one_round(catalog, cache, args))
         memory["after_cold_terms_mib"] = rounds[0]["cold"]["terms"]["max_rss_mib"]
         memory["after_cold_embeddings_mib"] = rounds[0]["cold"]["embeddings"]["max_rss_mib"]
         if not args.no_tracemalloc:
-            traced = traced_terms(catalog, Path(tmp) / "fetch", root / f"traced-{time.time_ns()}", args)
+            traced = traced_terms(catalog, root / f"traced-{time.time_ns()}", args)
             memory["terms_tracemalloc_peak_mib"] = traced["peak_mib"]
             memory["terms_tracemalloc_wall"] = traced["traced_wall"]
     memory["max_rss_mib"] = max_rss_mib()

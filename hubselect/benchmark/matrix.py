@@ -361,7 +361,7 @@ def _assemble(rec: dict, models: list[dict], evals: dict[tuple, dict], baseline:
             "baseline_seconds": baseline.get("seconds"), "pairs": pairs}
 
 
-def source_features_frame(out_dir: Path, tasks: list[dict]) -> Any:
+def source_features_frame(out_dir: Path) -> Any:
     """Features of each task as a source, read from its sample in any target's fetch folder."""
     import pandas as pd
 

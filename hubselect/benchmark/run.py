@@ -91,7 +91,7 @@ def _learned(pairs: Any, measures: list[str], out_dir: Path, matrix: dict, alpha
     from hubselect.benchmark import learned
     from hubselect.benchmark.matrix import source_features_frame
 
-    tables = {"learned": learned.training_table(pairs, measures, source_features_frame(out_dir, matrix["tasks"])),
+    tables = {"learned": learned.training_table(pairs, measures, source_features_frame(out_dir)),
               "learned:divergence-only": learned.training_table(pairs, measures, None)}
     index = pd.MultiIndex.from_frame(pairs[["target", "source"]])
     series, trained_on = {}, {}

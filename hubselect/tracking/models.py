@@ -187,7 +187,8 @@ def log_model(
     Raises:
         HubselectError: a folder that is not a model, or labels that do not fit.
     """
-    from hubselect.model_folder import CONFIG_FILE, HEAD, folder_formulation, read_metadata
+    from hubselect.model_folder import HEAD, folder_formulation, read_metadata
+    from hubselect.modeling import CONFIG_FILE
     from hubselect.zeroshot import label_descriptions, require_label_names
 
     path = os.fspath(getattr(model, "path", model))
@@ -368,7 +369,7 @@ def register_champion(
     _ensure_registered(reg_name, target)
     version = _add_version(uri, reg_name, alias,
                            _version_tags(target, source, metrics, gain, policy, tags))
-    logger.info("registered %s version %s as '%s@%s'", uri, version, reg_name, alias)
+    logger.info("registered models:/%s/%s (alias @%s)", reg_name, version, alias)
     return version
 
 
