@@ -26,7 +26,8 @@ from hubselect.cache import cache_dir, content_key
 from hubselect.errors import HubselectError
 from hubselect.modeling import DEFAULT_MODEL, ResolvedModel, resolve_model
 from hubselect.progress import progress_bar
-from hubselect.zeroshot import load_classifier, normalize_label, require_label_names
+from hubselect.labelnames import normalize_label
+from hubselect.zeroshot import load_classifier, require_label_names
 
 logger = logging.getLogger(__name__)
 

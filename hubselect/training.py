@@ -57,21 +57,20 @@ import numpy as np
 
 from hubselect.cache import atomic_path, cache_dir, content_key, discard, key_lock, sweep_stale
 from hubselect.errors import HubselectError
-from hubselect.model_folder import (  # noqa: F401 (TunedModel, load_tuned re-exported)
-    CONFIG_FILE,
+from hubselect.model_folder import (
     DEFAULT_SCALE,
     DESCRIPTION,
     FORMAT_VERSION,
     FORMULATIONS,
     HEAD,
-    WEIGHTS_FILE,
     TunedModel,
     fit_temperature,
     holdout_nll,
     load_tuned,
     write_metadata,
 )
-from hubselect.modeling import DEFAULT_MODEL, ResolvedModel, mean_pool, pick_device, resolve_model
+from hubselect.modeling import (CONFIG_FILE, DEFAULT_MODEL, WEIGHTS_FILE, ResolvedModel, mean_pool, pick_device,
+                                resolve_model)
 from hubselect.progress import progress_bar
 from hubselect.zeroshot import (
     REQUESTABLE,

@@ -217,7 +217,7 @@ def _evaluate_one(record: dict | None, shared: _EvalShared) -> tuple[dict, bool,
     """
     from hubselect.evaluation import evaluate, evaluate_baseline
     from hubselect.modeling import resolve_model
-    from hubselect.training import load_tuned
+    from hubselect.model_folder import load_tuned
 
     cfg, s, started = shared.cfg, shared, time.time()
     if record is None:

@@ -45,9 +45,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from hubselect.errors import HubselectError
-from hubselect.labelnames import humanize_labels, normalize_label  # noqa: F401 (re-exported)
+from hubselect.labelnames import humanize_labels, normalize_label
 from hubselect.model_folder import (
-    CONFIG_FILE,
     DESCRIPTION,
     HEAD,
     description_scale,
@@ -56,6 +55,7 @@ from hubselect.model_folder import (
     temperature_of,
     write_metadata,
 )
+from hubselect.modeling import CONFIG_FILE
 
 logger = logging.getLogger(__name__)
 

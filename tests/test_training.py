@@ -18,7 +18,8 @@ import pytest
 from hubselect.errors import HubselectError
 from hubselect.model_folder import (DEFAULT_SCALE, METADATA_FILE, description_scale,
                                     fit_temperature, holdout_nll, read_metadata, write_metadata)
-from hubselect.training import FinetuneConfig, TunedModel, finetune, load_tuned
+from hubselect.model_folder import TunedModel, load_tuned
+from hubselect.training import FinetuneConfig, finetune
 from hubselect.zeroshot import (DEFAULT_TEMPLATE, DescriptionClassifier, HeadClassifier,
                                 align_labels, choose_formulation, export_head,
                                 label_descriptions, load_classifier, normalize_label,

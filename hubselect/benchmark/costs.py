@@ -66,6 +66,9 @@ def seconds_per_text(cfg: Any, matrix: dict, out_dir: Path) -> float | None:
     recs = [r for r in matrix["targets"] if r["scored"]]
     if any(r["embed_sets"] > r["score_cached"].get("embeddings", 0) for r in recs):
         return None
-    first = recs[0]["target"]
-    texts = pd.read_parquet(out_dir / "fetch" / first / "samples" / "target.score.parquet")["text"].tolist()
+    from hubselect.benchmark.matrix import target_catalog_dir
+    from hubselect.hub.entries import Catalog
+
+    catalog = Catalog.load(target_catalog_dir(out_dir, recs[0]["target"]))
+    texts = pd.read_parquet(catalog.path(catalog.target.score))["text"].tolist()
     return embedding_seconds_per_text(cfg.score, texts[:64])

@@ -157,6 +157,11 @@ def _unlabelled_reason(catalog: Catalog) -> str:
     return ""
 
 
+def target_catalog_dir(out_dir: Path, target: str) -> Path:
+    """The fetch folder of ``target`` inside a benchmark output folder (its ``catalog.json``)."""
+    return Path(out_dir) / "fetch" / target
+
+
 def prepare_target(cfg: BenchmarkConfig, task: dict, tasks: list[dict], out_dir: Path) -> dict:
     """Fetch and score every other task against ``task`` (cached in ``prepared/<name>.json``)."""
     from hubselect.scoring import score
@@ -164,7 +169,7 @@ def prepare_target(cfg: BenchmarkConfig, task: dict, tasks: list[dict], out_dir:
     path = out_dir / "prepared" / f"{task['name']}.json"
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
-    fetch_dir = out_dir / "fetch" / task["name"]
+    fetch_dir = target_catalog_dir(out_dir, task["name"])
     catalog = _fetch_target(cfg, task, tasks, fetch_dir)
     reason = _unlabelled_reason(catalog)
     names = catalog.target.label_names
@@ -188,7 +193,7 @@ def _source_entries(out_dir: Path, prepared: list[dict]) -> dict[str, tuple[Task
     """Each usable source's catalog entry and its sample (from the first target's fetch folder)."""
     out: dict[str, tuple[TaskEntry, Path]] = {}
     for rec in prepared:
-        catalog = Catalog.load(out_dir / "fetch" / rec["target"])
+        catalog = Catalog.load(target_catalog_dir(out_dir, rec["target"]))
         for entry in catalog.accepted():
             out.setdefault(entry.name, (entry, catalog.path(entry)))
     return out
@@ -230,11 +235,11 @@ def _eval_paths(out_dir: Path, target: str, model: dict) -> tuple[Path, Path]:
     return folder / f"{stem}.json", folder / f"{stem}.npy"
 
 
-def _target_eval_data(out_dir: Path, rec: dict) -> tuple[list[str], list[str]]:
+def target_eval_data(out_dir: Path, rec: dict) -> tuple[list[str], list[str]]:
     import pandas as pd
 
-    frame = pd.read_parquet(out_dir / "fetch" / rec["target"] / "samples" / "target.eval.parquet",
-                            columns=["text", "label"])
+    catalog = Catalog.load(target_catalog_dir(out_dir, rec["target"]))
+    frame = pd.read_parquet(catalog.path(catalog.target.eval), columns=["text", "label"])
     return frame["text"].astype(str).tolist(), frame["label"].tolist()
 
 
@@ -283,7 +288,7 @@ def evaluate_model(cfg: BenchmarkConfig, model: dict | None, targets: list[dict]
         else:
             clf = base = load_classifier(path, names, descriptions=cfg.transfer.descriptions,
                                          mapping=cfg.transfer.mapping, max_length=cfg.transfer.finetune.max_length)
-        texts, labels = _target_eval_data(out_dir, rec)
+        texts, labels = target_eval_data(out_dir, rec)
         result, scores = score_texts(clf, texts, labels)
         results[rec["target"]] = _save_pair(*_eval_paths(out_dir, rec["target"], tag), result, scores,
                                             {k: v for k, v in tag.items() if k != "path"})

@@ -74,6 +74,7 @@ def label_features(matrix: dict, out_dir: Path) -> Any:
     """Per pair: label-set and balance distances, source rows, same label names (no target labels)."""
     import pandas as pd
 
+    from hubselect.benchmark.matrix import target_catalog_dir
     from hubselect.divergence.labels import label_space_distances
     from hubselect.labelnames import normalize_label
     from hubselect.represent.labels import label_spaces
@@ -84,8 +85,7 @@ def label_features(matrix: dict, out_dir: Path) -> Any:
                                         max_length=int(s["max_length"]), max_texts=int(s["embed_examples"])))
     parts = []
     for rec in (r for r in matrix["targets"] if r["scored"]):
-        fetch_dir = out_dir / "fetch" / rec["target"]
-        catalog = Catalog.load(fetch_dir)
+        catalog = Catalog.load(target_catalog_dir(out_dir, rec["target"]))
         texts = pd.read_parquet(catalog.path(catalog.target.score), columns=["text"])["text"].tolist()
         emb, _ = cached_embeddings(texts, catalog.target.revision, encoder)
         ok = {c.name: c.sample for c in catalog.accepted()}
@@ -430,7 +430,7 @@ def averaged_table(col: Collection, matrix: dict, out_dir: str | Path, policy: s
 
     import pandas as pd
 
-    from hubselect.benchmark.matrix import _target_eval_data
+    from hubselect.benchmark.matrix import target_eval_data
     from hubselect.cache import cache_dir
     from hubselect.evaluation import score_texts
     from hubselect.modeling import average_weights
@@ -449,7 +449,7 @@ def averaged_table(col: Collection, matrix: dict, out_dir: str | Path, policy: s
             soup = average_weights([cache_dir() / "models" / keys[(src, seed)] for src in chosen], tmp)
             clf = load_classifier(soup, records[target]["label_names"], descriptions=s["label_template"] or None,
                                   max_length=int(s["train_max_length"]))
-            result, _ = score_texts(clf, *_target_eval_data(Path(out_dir), records[target]))
+            result, _ = score_texts(clf, *target_eval_data(Path(out_dir), records[target]))
         rows.append({"target": target, "sources": ",".join(chosen), "averaged": result.accuracy,
                      "best_single": max(accs), "mean_single": float(np.mean(accs)),
                      "baseline": records[target]["baseline"]["accuracy"]})

@@ -20,7 +20,7 @@ from hubselect.hub.catalog import FetchConfig
 from hubselect.hub.entries import Catalog
 from hubselect.scoring import ScoreConfig
 from hubselect.selection import SelectionConfig
-from hubselect.steps.common import EVALUATION, TUNED, link_input, params_of, read_json, upstream, workdir
+from hubselect.steps.common import EVALUATION, TUNED, link_input, params_of, read_json, upstream, upstream_dir, workdir
 from hubselect.steps.finetune import run_finetune
 from hubselect.tracking.runs import StepOutput
 from hubselect.transfer import TransferConfig, evaluate_pairs
@@ -127,7 +127,7 @@ def run_evaluate(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
     with runs.step_run("evaluate", params_of(fetch_cfg, score_cfg, select_cfg, cfg)) as run:
         if finetune_dir is None:
             finetune_dir = run_finetune(fetch_cfg, score_cfg, select_cfg, cfg, quiet=quiet).path
-        catalog, scores, selection = upstream(finetune_dir / "select")
+        catalog, scores, selection = upstream(upstream_dir(finetune_dir, "finetune", "select"))
         out = workdir("evaluate") / "evaluate"
         out.mkdir(parents=True)
         evaluation = None

@@ -110,8 +110,8 @@ def run_main(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Selecti
         accounting = runtime_accounting(outputs["evaluate"].path, phase, time.perf_counter() - start)
         story = Story.read(outputs["register"].path, accounting["runtime_saving"])
         story.log()  # the answer first: the UI lists metrics in the order they were logged
-        runs.log_metrics({**{f"time_{k}_s": v for k, v in phase.items()}, "time_total_s": accounting["time_wall_total_s"],
-                          **accounting})
+        runs.log_metrics({**{f"time_{k}_s": v for k, v in phase.items()},
+                          "time_total_s": accounting["time_wall_total_s"], **accounting})
         runs.set_tags({f"hubselect.{k}_run": v.run_id for k, v in outputs.items()})
         return StepOutput(run.info.run_id, outputs["register"].path, summary=story.text(run.info.run_id))
 

@@ -15,7 +15,8 @@ from hubselect.hub.catalog import FetchConfig
 from hubselect.hub.entries import Catalog
 from hubselect.scoring import ScoreConfig, read_texts
 from hubselect.selection import SelectionConfig
-from hubselect.steps.common import CHAMPION, EVALUATION, TUNED, link_input, params_of, read_json, upstream, workdir
+from hubselect.steps.common import (CHAMPION, EVALUATION, TUNED, link_input, params_of, read_json, upstream,
+                                    upstream_dir, workdir)
 from hubselect.steps.evaluate import run_evaluate
 from hubselect.tracking.runs import StepOutput
 from hubselect.transfer import TransferConfig, target_label_names
@@ -63,8 +64,8 @@ def run_register(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
     with runs.step_run("register", params_of(fetch_cfg, score_cfg, select_cfg, cfg)) as run:
         if evaluate_dir is None:
             evaluate_dir = run_evaluate(fetch_cfg, score_cfg, select_cfg, cfg, quiet=quiet).path
-        finetune_dir = evaluate_dir / "finetune"
-        catalog, _, selection = upstream(finetune_dir / "select")
+        finetune_dir = upstream_dir(evaluate_dir, "evaluate", "finetune")
+        catalog, _, selection = upstream(upstream_dir(finetune_dir, "finetune", "select"))
         evaluation = read_json(evaluate_dir, EVALUATION)
         evaluation = evaluation if evaluation.get("pairs") else None
         tuned = read_json(finetune_dir, TUNED)["tuned"]
