@@ -53,10 +53,9 @@ def _quiet_libraries(quiet: bool) -> None:
     logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "huggingface_hub", "alembic", "mlflow.store"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    if quiet:
-        from transformers.utils import logging as hf_logging
+    from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # "Loading weights", "Writing model shards": ours say what runs
 
 
 def main(argv: Sequence[str] | None = None) -> int:
