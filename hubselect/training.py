@@ -295,7 +295,8 @@ def _cached_model(dest: Path, source_name: str) -> TunedModel | None:
     except Exception as exc:  # noqa: BLE001 - whatever is wrong, the entry is retrained
         discard(dest, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'unreadable'}")
         return None
-    logger.info("fine-tuned model for source '%s' found in cache: %s", source_name, dest)
+    logger.info("fine-tuned model for source '%s' found in the cache (not tuned again)", source_name)
+    logger.debug("cached model folder of '%s': %s", source_name, dest)
     return tuned
 
 
