@@ -8,6 +8,7 @@ summary of the answer on stdout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -37,11 +38,8 @@ def run(args: argparse.Namespace) -> str:
     runner = {"fetch": steps.run_fetch, "score": steps.run_score, "select": steps.run_select,
               "finetune": steps.run_finetune, "evaluate": steps.run_evaluate, "register": steps.run_register,
               "main": steps.run_main}[args.command]
-    if executor is None:
+    with use(executor) if executor is not None else contextlib.nullcontext():
         out = runner(*configs, quiet=args.quiet)
-    else:
-        with use(executor):
-            out = runner(*configs, quiet=args.quiet)
     return out.summary or f"{args.command} finished: run {out.run_id} (artifacts: mlflow artifacts download " \
                           f"-r {out.run_id})\n"
 

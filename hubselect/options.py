@@ -14,8 +14,9 @@ import argparse
 import dataclasses
 import textwrap
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from hubselect.benchmark import presets
 from hubselect.errors import HubselectError
 
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
@@ -163,8 +164,6 @@ def engine_options() -> list[Option]:
 
 
 def benchmark_options() -> list[Option]:
-    from hubselect.benchmark import presets
-
     d = presets.DEFAULTS
     return [
         Option("--tasks", presets.DEFAULT_TASKS, "catalog folder(s), task paths, 'demo' or Hub ids, "
@@ -189,11 +188,13 @@ def benchmark_options() -> list[Option]:
 
 @dataclass(frozen=True)
 class Command:
-    """One subcommand: what it does, its option groups, and worked examples."""
+    """One subcommand: what it does, its option groups, worked examples, and the defaults it
+    overrides in those groups (``dest: value``)."""
 
     help: str
     groups: tuple[str, ...]
     examples: tuple[str, ...]
+    defaults: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 GROUPS: dict[str, tuple[str, Callable[[], list[Option]]]] = {
@@ -226,7 +227,7 @@ COMMANDS: dict[str, Command] = {
     "benchmark": Command("selection against brute force: transfer matrix, ranking metrics, learned policy, report",
                          ("benchmark", "score", "transfer"),
                          ("hubselect benchmark --quick", "hubselect benchmark --tasks ../shared/data/fdu-mtl "
-                          "--seeds 2 --output bench-out")),
+                          "--seeds 2 --output bench-out"), presets.PIPELINE_OVERRIDES),
 }
 #: Options of the CLI itself, not of the job (left out of MLproject: ``mlflow run`` has its own).
 CLI_ONLY = ("quiet", "experiment")
@@ -249,10 +250,7 @@ def _subparser(sub: Any, name: str, command: Command) -> argparse.ArgumentParser
             if option.flag not in seen:  # the benchmark's --seed etc. shadow the pipeline's
                 seen.add(option.flag)
                 option.add_to(group)
-    if name == "benchmark":
-        from hubselect.benchmark import presets
-
-        p.set_defaults(**presets.PIPELINE_OVERRIDES)
+    p.set_defaults(**command.defaults)
     _common(p)
     return p
 
@@ -336,7 +334,6 @@ def transfer_config(a: argparse.Namespace):
 
 def benchmark_config(a: argparse.Namespace):
     """The :class:`~hubselect.benchmark.matrix.BenchmarkConfig` of parsed ``benchmark`` arguments."""
-    from hubselect.benchmark import presets
     from hubselect.benchmark.matrix import BenchmarkConfig
 
     presets.apply_quick(a)

@@ -53,13 +53,9 @@ def select_into(catalog: Catalog, scores: Any, cfg: SelectionConfig, out: Path, 
 
 
 def _scored_here(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, score_dir: Path, quiet: bool) -> tuple[Catalog, Any]:
-    """Fetch and score in-process into ``score_dir`` (logged beside the selection, fetch under ``fetch/``)."""
-    from hubselect.tracking import runs
-
+    """Fetch (logged under ``fetch/``) and score in-process into ``score_dir``; the catalog and scores."""
     catalog = fetch_logged(fetch_cfg, score_dir / "fetch", quiet, "fetch")
-    result = score_into(catalog, score_cfg, score_dir, quiet)
-    runs.log_dir(score_dir)
-    return catalog, result.scores
+    return catalog, score_into(catalog, score_cfg, score_dir, quiet).scores
 
 
 def run_select(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, cfg: SelectionConfig, *,
@@ -74,6 +70,7 @@ def run_select(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, cfg: SelectionCon
         if score_dir is None:
             score_dir = work / "score"
             catalog, scores = _scored_here(fetch_cfg, score_cfg, score_dir, quiet)
+            runs.log_dir(score_dir)  # beside the selection
         else:
             catalog = Catalog.load(upstream_dir(score_dir, "score", "fetch"))
             scores = pd.read_csv(Path(score_dir) / SCORES, index_col="candidate")
@@ -95,9 +92,7 @@ def selection_inputs(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg:
 
     if select_dir is not None:
         return Path(select_dir)
-    score_dir = work / "select" / "score"
-    catalog = fetch_logged(fetch_cfg, score_dir / "fetch", quiet, "fetch")
-    result = score_into(catalog, score_cfg, score_dir, quiet)
-    select_into(catalog, result.scores, select_cfg, work / "select", score_cfg)
+    catalog, scores = _scored_here(fetch_cfg, score_cfg, work / "select" / "score", quiet)
+    select_into(catalog, scores, select_cfg, work / "select", score_cfg)
     runs.log_dir(work / "select", "select")
     return work / "select"
