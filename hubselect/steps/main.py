@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -116,18 +117,20 @@ def run_main(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Selecti
         return StepOutput(run.info.run_id, outputs["register"].path, summary=story.text(run.info.run_id))
 
 
+@dataclass(frozen=True)
 class Story:
     """What the job found, read from the register step's folder: for the main run and the console."""
 
-    def __init__(self, register_dir: Path, catalog: Catalog, selection: dict, evaluation: dict, champion: dict,
-                 saving: float):
-        self.register_dir, self.catalog, self.selection = register_dir, catalog, selection
-        self.evaluation, self.champion, self.saving = evaluation, champion, saving
+    catalog: Catalog
+    selection: dict
+    evaluation: dict
+    champion: dict
+    saving: float
 
     @classmethod
     def read(cls, register_dir: Path, saving: float) -> "Story":
         """The story of the job whose register step wrote ``register_dir``."""
-        return cls(register_dir, Catalog.load(upstream_dir(register_dir, "register", "fetch")),
+        return cls(Catalog.load(upstream_dir(register_dir, "register", "fetch")),
                    read_json(upstream_dir(register_dir, "register", "select"), SELECTION),
                    read_json(upstream_dir(register_dir, "register", "evaluate"), EVALUATION),
                    read_json(register_dir, CHAMPION), saving)
