@@ -77,8 +77,8 @@ def test_symlink_and_copies_of_the_target_are_rejected_with_a_reason(tmp_path):
     assert cands["link_books"].status == "rejected" and "is the target itself" in cands["link_books"].reason
     assert "byte-identical copy of the target" in cands["copy_books"].reason
     assert "'train.jsonl' is byte-identical to the target's 'test.jsonl'" in cands["leak"].reason
-    assert sorted(p.name for p in (tmp_path / "out" / "samples").iterdir()) == [
-        "dvd.parquet", "target.eval.parquet", "target.score.parquet"]
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out" / "samples").rglob("*.parquet")) == [
+        "samples/candidates/dvd.parquet", "samples/target/eval.parquet", "samples/target/score.parquet"]
 
 
 def test_a_symlinked_target_is_recognised_in_its_own_catalog(tmp_path):

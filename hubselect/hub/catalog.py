@@ -2,11 +2,19 @@
 
 Output folder layout (what the ``fetch`` step logs as artifacts)::
 
-    catalog.json                 settings, the target and every candidate: ref, pinned revision,
-                                 columns, label names, sizes, status (ok/rejected) and reason
-    samples/target.score.parquet the target's texts used for scoring (column ``text`` only)
-    samples/target.eval.parquet  the target's labelled evaluation sample (``text``, ``label``)
-    samples/<candidate>.parquet  each usable candidate's sample (``text``, ``label``)
+    catalog.json                       settings, the target and every candidate: ref, pinned
+                                       revision, columns, label names, sizes, status (ok/rejected),
+                                       reason, and the path of each sample
+    samples/target/score.parquet       the target's texts used for scoring (column ``text`` only)
+    samples/target/eval.parquet        the target's labelled evaluation sample (``text``, ``label``)
+    samples/candidates/<name>.parquet  each usable candidate's sample (``text``, ``label``)
+
+The target's files and the candidates' files live in separate folders, so no candidate name (a
+catalog folder called ``target.score``, say) can overwrite or, when rejected, delete the target's
+samples. A candidate whose name equals an earlier one's but for case gets ``<name>~2.parquet``, so
+names stay distinct files on case-insensitive disks too (names never hold ``/``: see
+:attr:`hubselect.hub.refs.TaskRef.name`). ``catalog.json`` holds each path; catalogs written with
+the older flat layout (``samples/target.score.parquet``...) still read back.
 
 :func:`fetch` returns the catalog as a :class:`hubselect.hub.entries.Catalog`, the one reader and
 writer of ``catalog.json`` (``Catalog.load(folder)`` reads a fetch folder back).
@@ -34,6 +42,10 @@ from hubselect.hub.tasks import (EVAL_SPLITS, SCORE_SPLITS, TRAIN_SPLITS, Sample
 logger = logging.getLogger(__name__)
 
 SEARCH_PREFIX = "search:"
+#: The target's samples and the candidates' samples, relative to the fetch folder (separate folders).
+TARGET_SCORE_FILE = "samples/target/score.parquet"
+TARGET_EVAL_FILE = "samples/target/eval.parquet"
+CANDIDATES_DIR = "samples/candidates"
 
 
 @dataclass(frozen=True)
@@ -166,9 +178,24 @@ def _parse_parquet(data: bytes) -> Any:
     return pd.read_parquet(io.BytesIO(data))
 
 
-def _candidate_entry(ref: TaskRef, cfg: FetchConfig, samples: Path, target: identity.TargetIdentity) -> TaskEntry:
+def candidate_files(names: list[str]) -> dict[str, str]:
+    """Each candidate's sample file, relative to the fetch folder: ``samples/candidates/<name>.parquet``,
+    with ``~2``, ``~3``... after a name that an earlier one equals but for case."""
+    files, taken = {}, set()
+    for name in names:
+        stem, n = name, 1
+        while stem.casefold() in taken:
+            n += 1
+            stem = f"{name}~{n}"
+        taken.add(stem.casefold())
+        files[name] = f"{CANDIDATES_DIR}/{stem}.parquet"
+    return files
+
+
+def _candidate_entry(ref: TaskRef, cfg: FetchConfig, folder: Path, file: str,
+                     target: identity.TargetIdentity) -> TaskEntry:
     entry: dict[str, Any] = {"name": ref.name, "ref": str(ref), "kind": ref.kind, "revision": None}
-    out = samples / f"{ref.name}.parquet"
+    out = folder / file
     try:
         same = target.reason(ref)
         if same:
@@ -190,7 +217,7 @@ def _candidate_entry(ref: TaskRef, cfg: FetchConfig, samples: Path, target: iden
         if share >= identity.OVERLAP_WARN:
             logger.warning("candidate '%s': %.0f%% of its sampled texts are also the target's (kept; rejected from "
                            "%.0f%%)", ref.name, 100 * share, 100 * identity.OVERLAP_THRESHOLD)
-        entry.update(status="ok", reason="", sample=f"samples/{ref.name}.parquet", **meta)
+        entry.update(status="ok", reason="", sample=file, **meta)
     except TaskRejected as exc:
         out.unlink(missing_ok=True)
         entry.update(status="rejected", reason=str(exc))
@@ -203,11 +230,11 @@ def _read_texts(path: Path) -> list[str]:
     return pd.read_parquet(path, columns=["text"])["text"].tolist()
 
 
-def _target_identity(ref: TaskRef, task: TaskHandle, cfg: FetchConfig, samples: Path) -> identity.TargetIdentity:
+def _target_identity(ref: TaskRef, task: TaskHandle, cfg: FetchConfig, samples: list[Path]) -> identity.TargetIdentity:
     """The target's identity: location, files, and its texts (every split of local data; only the
     sampled texts of a Hub dataset, which is never read whole)."""
     ident = identity.TargetIdentity(ref)
-    for sample in samples.glob("target.*.parquet"):
+    for sample in samples:
         ident.add_texts(_read_texts(sample))
     for split in task.splits if task.path is not None else []:
         try:
@@ -255,30 +282,31 @@ def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *,
                              "columns take --text-column and --label-column")
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as tmp:
-        samples = tmp / "samples"
         try:
             target = open_task(target_ref, trust_remote_code=cfg.trust_remote_code)
             score_split = cfg.target_split or first_split(target.splits, SCORE_SPLITS)
             if score_split is None:
                 raise TaskRejected(f"no split to read texts from (splits: {target.splits}): pass --target-split")
             _, score_meta = _cached_sample(target, score_split, cfg.mapping, n=cfg.target_sample_size,
-                                           seed=cfg.seed, with_labels=False, out=samples / "target.score.parquet")
+                                           seed=cfg.seed, with_labels=False, out=tmp / TARGET_SCORE_FILE)
             eval_split = cfg.eval_split or first_split(target.splits, EVAL_SPLITS)
             eval_meta = None
             if cfg.eval_size and eval_split:
                 _, eval_meta = _cached_sample(target, eval_split, cfg.mapping, n=cfg.eval_size, seed=cfg.seed,
-                                              with_labels=True, out=samples / "target.eval.parquet")
+                                              with_labels=True, out=tmp / TARGET_EVAL_FILE)
         except TaskRejected as exc:
             raise HubselectError(f"target '{cfg.target}' cannot be used: {exc}") from None
         target_entry = TargetEntry(
             name=target_ref.name, ref=str(target_ref), kind=target_ref.kind, revision=target.revision, uri=target.uri,
-            splits=tuple(target.splits), score=SampleInfo.from_json({**score_meta, "sample": "samples/target.score.parquet"}),
-            eval=SampleInfo.from_json({**eval_meta, "sample": "samples/target.eval.parquet"}) if eval_meta else None,
+            splits=tuple(target.splits), score=SampleInfo.from_json({**score_meta, "sample": TARGET_SCORE_FILE}),
+            eval=SampleInfo.from_json({**eval_meta, "sample": TARGET_EVAL_FILE}) if eval_meta else None,
             label_names=tuple(cfg.mapping.label_names or (eval_meta or {}).get("label_names") or []) or None)
-        ident = _target_identity(target_ref, target, cfg, samples)
+        written = [tmp / s.file for s in (target_entry.score, target_entry.eval) if s]
+        ident = _target_identity(target_ref, target, cfg, written)
+        files = candidate_files([r.name for r in refs])
         candidates = []
         for i, ref in enumerate(refs, 1):
-            candidates.append(_candidate_entry(ref, cfg, samples, ident))
+            candidates.append(_candidate_entry(ref, cfg, tmp, files[ref.name], ident))
             if progress:
                 progress(ref.name, i, len(refs))
         table = rejection_table(candidates)

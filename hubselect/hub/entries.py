@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Mapping
 
 from hubselect.errors import HubselectError
@@ -39,12 +39,25 @@ def _extra(data: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in known}
 
 
+def _inside(file: str) -> str:
+    """``file`` when it is a path inside the fetch folder (relative, no ``..``).
+
+    Raises:
+        ValueError: an absolute path or one that climbs out (a catalog.json edited or from elsewhere).
+    """
+    if not isinstance(file, str) or not file or PurePosixPath(file).is_absolute() or \
+            ".." in PurePosixPath(file.replace("\\", "/")).parts:
+        raise ValueError(f"sample path '{file}' is outside its folder")
+    return file
+
+
 @dataclass(frozen=True)
 class SampleInfo:
     """A sample drawn from one split of a task, written as Parquet under the fetch folder.
 
     Attributes:
-        file: The Parquet file, relative to the fetch folder (``sample`` in the JSON).
+        file: The Parquet file, relative to the fetch folder (``sample`` in the JSON; a path that is
+            absolute or climbs out with ``..`` is refused when read).
         split: The split it was drawn from.
         n: Examples in the sample.
         text_columns: Columns joined into the text.
@@ -67,7 +80,7 @@ class SampleInfo:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> SampleInfo:
         """Read the sample's fields of a catalog entry (or of the sample cache's meta + ``sample``)."""
-        return cls(file=data["sample"], split=data["split"], n=data["n"],
+        return cls(file=_inside(data["sample"]), split=data["split"], n=data["n"],
                    text_columns=tuple(data.get("text_columns") or ()), label_column=data.get("label_column"),
                    label_names=_tuple(data.get("label_names")), label_counts=data.get("label_counts"),
                    rows_seen=data.get("rows_seen"), rows_total=data.get("rows_total"))
