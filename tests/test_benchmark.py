@@ -97,6 +97,37 @@ def test_resume_redoes_only_missing_work(tracking, tiny, tasks):
         assert all(p["from_cache"] for p in json.loads(path.read_text()).get("pairs", []))  # no source tuned twice
 
 
+def test_exported_records_resume_in_a_fresh_folder_without_tuning_again(tracking, tiny, tasks, tmp_path,
+                                                                       monkeypatch):
+    """A matrix carried across sittings (scripts/matrix_sync.py): only records travel; the new
+    folder has no samples, no .npy and an empty model cache, yet nothing is tuned again."""
+    import importlib.util
+
+    from hubselect.benchmark.matrix import pair_records
+
+    spec = importlib.util.spec_from_file_location("matrix_sync", Path(__file__).parents[1] / "scripts/matrix_sync.py")
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    run(tiny, tasks, "--seeds", "2")
+    before = pair_records("bench").sort_values(["target", "source", "seed"]).reset_index(drop=True)
+    assert len(before) == 12 and before["train_seconds"].notna().all()
+    sync.export(Path("bench"), tmp_path / "carried")
+    lines = (tmp_path / "carried" / "raw" / "pairs").glob("*.jsonl.gz")
+    assert len(list(lines)) == 3 and len(pd.read_csv(tmp_path / "carried" / "pairs.csv")) == 12
+    shutil.rmtree("bench")
+    monkeypatch.setenv("HUBSELECT_CACHE_DIR", str(tmp_path / "empty-cache"))  # no tuned model left anywhere
+    sync.restore(tmp_path / "carried", Path("bench"))
+    missing = next(Path("bench/pairs").rglob("*.s1.description.json"))
+    missing.unlink()  # one pair never finished: only it is evaluated, by tuning its model again
+    run(tiny, tasks, "--seeds", "2")
+    after = pair_records("bench").sort_values(["target", "source", "seed"]).reset_index(drop=True)
+    assert len(after) == 12
+    models = list((tmp_path / "empty-cache" / "models").glob("*/hubselect.json"))
+    assert len(models) == 1  # the one model whose pair was missing; the other five came from records
+    retuned = (after["source"] == missing.name.split(".")[0]) & (after["seed"] == 1)
+    pd.testing.assert_frame_equal(after[~retuned], before[~retuned])
+
+
 def test_seeds_give_a_seed_mean_and_groups_a_held_out_trust_report(tracking, tiny, tasks, tmp_path):
     from hubselect.benchmark.matrix import pairs_frame, seed_mean
     from hubselect.prior import load_prior

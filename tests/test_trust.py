@@ -230,10 +230,31 @@ def test_reliability_of_identical_seeds_is_perfect():
     rows = [{"target": "t", "source": s, "seed": seed, "accuracy": acc}
             for s, acc in zip("abcd", (0.5, 0.6, 0.7, 0.8)) for seed in (0, 1)]
     col = Collection(pd.DataFrame(rows), pd.DataFrame(), {}, {}, [], {})
-    rel = reliability(col).iloc[0]
+    rel = reliability(col.seed_pairs).iloc[0]
     assert rel["split_half_spearman"] == pytest.approx(1.0)
-    assert rel["ceiling_regret@1"] == 0 and rel["seed_sd_points"] == 0
+    assert rel["ceiling_regret@1"] == 0 and rel["seed_sd_points"] == 0 and rel["ceiling_ndcg@3"] == 1
     assert json.loads(json.dumps(float(rel["reliability_sb"]))) == pytest.approx(1.0)
+
+
+def test_reliability_of_three_seeds_against_scipy_and_the_spearman_brown_formula():
+    from scipy.stats import spearmanr
+
+    from hubselect.benchmark.trust import reliability
+
+    acc = np.array([[0.50, 0.52, 0.61], [0.60, 0.58, 0.55], [0.70, 0.75, 0.72], [0.80, 0.66, 0.69],
+                    [0.40, 0.45, 0.41]])
+    rows = [{"target": "t", "source": f"s{i}", "seed": j, "accuracy": acc[i, j]}
+            for i in range(5) for j in range(3)]
+    rel = reliability(pd.DataFrame(rows)).iloc[0]
+    r = np.mean([spearmanr(acc[:, a], acc[:, b])[0] for a, b in ((0, 1), (0, 2), (1, 2))])
+    assert rel["seed_spearman"] == pytest.approx(r)
+    assert rel["reliability_sb"] == pytest.approx(3 * r / (1 + 2 * r))
+    halves = acc[:, [0, 2]].mean(axis=1), acc[:, 1]
+    assert rel["split_half_spearman"] == pytest.approx(spearmanr(*halves)[0])
+    assert rel["seed_sd_points"] == pytest.approx(100 * acc.std(axis=1, ddof=1).mean())
+    mean = acc.mean(axis=1)
+    assert rel["best_minus_median_points"] == pytest.approx(100 * (mean.max() - np.median(mean)))
+    assert rel["sources"] == 5 and rel["seeds"] == 3
 
 
 def test_average_weights_of_a_model_with_itself_is_itself(tmp_path):

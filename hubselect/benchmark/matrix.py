@@ -11,11 +11,18 @@ Output folder layout::
 
     benchmark.json          the settings and task list; a resumed benchmark must match it
     fetch/<target>/         the fetch step's output with that task as the target
+    prepared/<target>.json  the target's label names and every candidate's divergences
+    models/<stem>.json      one tuned model (source, seed, formulation): revision, key, seconds
+    pairs/<target>/<stem>.json  one evaluated pair (``.npy`` beside it: texts x labels scores)
+    baseline/<target>.json  the untuned encoder on that target (its own folder, so no task name
+                            can collide with it)
+    holdout/<stem>.json     the tuned model on its source's held-out slice
     targets/<target>.json   one finished target: baseline, pairs, scores, score timings
 
-A finished target's JSON is written last and atomically, so a killed benchmark rerun with the
-same settings skips finished targets, and finished pairs of the interrupted target come from
-the evaluation cache.
+``<stem>`` is ``<source>.s<seed>.<formulation>``. Every file is written atomically and the
+JSON records are small, so a benchmark folder without its ``fetch/`` samples, ``.npy`` scores
+and the model cache (for example one committed to a repository) still resumes: a model whose
+record and every pair exist is not tuned again, and only missing pairs are evaluated.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from hubselect.hub.entries import CATALOG_FILE, Catalog, TaskEntry
 logger = logging.getLogger(__name__)
 
 #: Version of the benchmark folder layout (part of the settings compared on resume).
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MIN_TASKS = 3
 SETTINGS_FILE = "benchmark.json"
 
@@ -167,10 +174,10 @@ def prepare_target(cfg: BenchmarkConfig, task: dict, tasks: list[dict], out_dir:
     from hubselect.scoring import score
 
     path = out_dir / "prepared" / f"{task['name']}.json"
+    fetch_dir = target_catalog_dir(out_dir, task["name"])
+    catalog = _fetch_target(cfg, task, tasks, fetch_dir)  # samples again where only records were kept
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
-    fetch_dir = target_catalog_dir(out_dir, task["name"])
-    catalog = _fetch_target(cfg, task, tasks, fetch_dir)
     reason = _unlabelled_reason(catalog)
     names = catalog.target.label_names
     record: dict[str, Any] = {"target": task["name"], "target_revision": catalog.target.revision,
@@ -229,10 +236,15 @@ def tune_source(cfg: BenchmarkConfig, entry: TaskEntry, sample: Path, seed: int,
             "best_holdout_accuracy": tuned.best_holdout_accuracy}
 
 
-def _eval_paths(out_dir: Path, target: str, model: dict) -> tuple[Path, Path]:
-    stem = f"{model['source']}.s{model['seed']}.{model['formulation']}"
-    folder = out_dir / "pairs" / target
-    return folder / f"{stem}.json", folder / f"{stem}.npy"
+def model_stem(model: dict) -> str:
+    """``<source>.s<seed>.<formulation>``: the file stem of one tuned model's records."""
+    return f"{model['source']}.s{model['seed']}.{model['formulation']}"
+
+
+def _eval_paths(out_dir: Path, target: str, model: dict | None) -> tuple[Path, Path]:
+    """Where a pair's record and raw scores go; ``model`` None: the untuned baseline."""
+    base = out_dir / "baseline" / target if model is None else out_dir / "pairs" / target / model_stem(model)
+    return base.with_name(base.name + ".json"), base.with_name(base.name + ".npy")
 
 
 def target_eval_data(out_dir: Path, rec: dict) -> tuple[list[str], list[str]]:
@@ -268,10 +280,10 @@ def evaluate_model(cfg: BenchmarkConfig, model: dict | None, targets: list[dict]
     from hubselect.modeling import resolve_model
     from hubselect.zeroshot import load_classifier
 
-    tag = model or {"source": "_baseline", "seed": 0, "formulation": "description"}
+    tag = model or {"source": "", "seed": 0, "formulation": "description"}
     results, todo = {}, []
     for rec in targets:
-        json_path, _ = _eval_paths(out_dir, rec["target"], tag)
+        json_path, _ = _eval_paths(out_dir, rec["target"], model)
         if json_path.exists():
             results[rec["target"]] = json.loads(json_path.read_text(encoding="utf-8"))
         else:
@@ -290,7 +302,7 @@ def evaluate_model(cfg: BenchmarkConfig, model: dict | None, targets: list[dict]
                                          mapping=cfg.transfer.mapping, max_length=cfg.transfer.finetune.max_length)
         texts, labels = target_eval_data(out_dir, rec)
         result, scores = score_texts(clf, texts, labels)
-        results[rec["target"]] = _save_pair(*_eval_paths(out_dir, rec["target"], tag), result, scores,
+        results[rec["target"]] = _save_pair(*_eval_paths(out_dir, rec["target"], model), result, scores,
                                             {k: v for k, v in tag.items() if k != "path"})
     return results
 
@@ -310,7 +322,7 @@ def source_holdout(cfg: BenchmarkConfig, model: dict, entry: TaskEntry, sample: 
     from hubselect.training import holdout_indices
     from hubselect.zeroshot import load_classifier
 
-    path = out_dir / "holdout" / f"{model['source']}.s{model['seed']}.{model['formulation']}.json"
+    path = out_dir / "holdout" / f"{model_stem(model)}.json"
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
     frame = pd.read_parquet(sample, columns=["text", "label"])
@@ -323,6 +335,23 @@ def source_holdout(cfg: BenchmarkConfig, model: dict, entry: TaskEntry, sample: 
               "confidence": conf.round(5).tolist(), "correct": correct.tolist()}
     atomic_write_json(path, record)
     return record
+
+
+def _model_path(out_dir: Path, model: dict) -> Path:
+    return out_dir / "models" / f"{model_stem(model)}.json"
+
+
+def _finished_model(out_dir: Path, triple: tuple[str, int, str], serves: list[dict]) -> dict | None:
+    """The recorded model ``(source, seed, formulation)`` when it and all its pairs are done (so it
+    is not tuned again), else ``None``."""
+    name, seed, form = triple
+    path = _model_path(out_dir, {"source": name, "seed": seed, "formulation": form})
+    if not path.exists():
+        return None
+    model = json.loads(path.read_text(encoding="utf-8"))
+    done = all(_eval_paths(out_dir, rec["target"], model)[0].exists() for rec in serves)
+    held = form != "description" or (out_dir / "holdout" / f"{model_stem(model)}.json").exists()
+    return {**model, "path": "", "from_cache": True} if done and held else None
 
 
 def _labels_of_sources(sources: dict[str, tuple[TaskEntry, Path]]) -> dict[str, list[str]]:
@@ -421,11 +450,14 @@ def build_matrix(cfg: BenchmarkConfig, out_dir: str | Path, *, quiet: bool = Tru
     models, evals = [], {}
     needed = _needed_models(cfg, scored, labels, seeds)[shard::shards]
     for i, (name, seed, form) in enumerate(needed, 1):
-        model = tune_source(cfg, *sources[name], seed, form, quiet=quiet)
         serves = _served(cfg, scored, name, labels[name], form)
+        model = _finished_model(out_dir, (name, seed, form), serves)
+        if model is None:
+            model = tune_source(cfg, *sources[name], seed, form, quiet=quiet)
         evals[(name, seed, form)] = evaluate_model(cfg, model, serves, out_dir)
         if form == "description":
             source_holdout(cfg, model, *sources[name], out_dir)
+        atomic_write_json(_model_path(out_dir, model), {k: v for k, v in model.items() if k != "path"})
         models.append(model)
         logger.info("source %d/%d %s seed %d: tuned and evaluated on %d targets", i, len(needed), name, seed,
                     len(serves))
@@ -462,6 +494,27 @@ def pairs_frame(matrix: dict) -> Any:
             row.update({f"d_{m}": v for m, v in rec["scores"].get(p["source"], {}).items()})
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def pair_records(out_dir: str | Path) -> Any:
+    """One row per evaluated pair and seed, read from a benchmark folder as it fills (no assembly
+    needed, so a running or sharded benchmark can be exported): target, source, seed,
+    formulation, accuracy, macro-F1, test texts, evaluation seconds, and the model's tuning
+    seconds and examples where its record exists (``models/``)."""
+    import pandas as pd
+
+    out_dir = Path(out_dir)
+    models = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in (out_dir / "models").glob("*.json")}
+    rows = []
+    for path in sorted((out_dir / "pairs").glob("*/*.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        m = models.get(path.stem, {})
+        rows.append({"target": path.parent.name, "source": r["source"], "seed": r["seed"],
+                     "formulation": r["formulation"], "accuracy": r["accuracy"], "macro_f1": r["macro_f1"],
+                     "eval_n": r["n"], "eval_seconds": r["seconds"], "train_seconds": m.get("train_seconds"),
+                     "train_examples": m.get("train_examples")})
+    return pd.DataFrame(rows, columns=["target", "source", "seed", "formulation", "accuracy", "macro_f1", "eval_n",
+                                       "eval_seconds", "train_seconds", "train_examples"])
 
 
 def seed_mean(pairs: Any) -> Any:

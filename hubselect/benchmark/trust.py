@@ -40,6 +40,8 @@ LABEL_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
 BALANCE_WEIGHTS = (0.0, 0.5, 1.0)
 BASELINES = ("random", "oracle", "strongest", "same-labels", "largest")
 KS = (1, 3)
+#: The per-target scores of a ranker (:func:`target_scores`), as summarised.
+SCORE_COLUMNS = ("spearman", "regret@1", "regret@3", "rel_regret@1", "rel_regret@3", "ndcg@3")
 
 
 @dataclass
@@ -95,6 +97,8 @@ def label_features(matrix: dict, out_dir: Path) -> Any:
         table["source_rows"] = [float(ok[n].rows_total or ok[n].n) for n in table.index]
         table["same_labels"] = [float({normalize_label(k) for k in ok[n].label_counts} == target_set)
                                 for n in table.index]
+        table["src_n_labels"] = [float(len(ok[n].label_counts)) for n in table.index]
+        table["tgt_n_labels"] = float(len(rec["label_names"]))
         parts.append(table.rename_axis("source").reset_index().assign(target=rec["target"]))
     return pd.concat(parts, ignore_index=True)
 
@@ -180,17 +184,30 @@ def top_sources(col: Collection, group: Any, policy: str, k: int) -> np.ndarray:
     return group["source"].to_numpy()[top_k(closeness_for(col, group, policy), k)]
 
 
-def target_scores(closeness: np.ndarray, accuracy: np.ndarray) -> dict[str, float]:
-    from hubselect.benchmark.metrics import regret_at_k, spearman
+def _relative(scores: dict[str, float], accuracy: np.ndarray) -> dict[str, float]:
+    """Relative regret in percent, ``(best - chosen) / best`` (Poth et al. 2021)."""
+    best = 100.0 * float(np.max(accuracy))
+    return {**scores, **{f"rel_regret@{k}": 100.0 * scores[f"regret@{k}"] / best if best > 0 else float("nan")
+                         for k in KS}}
 
-    return {"spearman": spearman(closeness, accuracy), **{f"regret@{k}": regret_at_k(closeness, accuracy, k)
-                                                          for k in KS}}
+
+def target_scores(closeness: np.ndarray, accuracy: np.ndarray) -> dict[str, float]:
+    """Spearman, Regret@k (points), relative Regret@k (%) and NDCG@3 of one target's ranking."""
+    from hubselect.benchmark.metrics import ndcg_at_k, regret_at_k, spearman
+
+    k3 = min(3, len(accuracy))
+    scores = {"spearman": spearman(closeness, accuracy), **{f"regret@{k}": regret_at_k(closeness, accuracy, k)
+                                                            for k in KS}, "ndcg@3": ndcg_at_k(closeness, accuracy, k3)}
+    return _relative(scores, accuracy)
 
 
 def random_scores(accuracy: np.ndarray) -> dict[str, float]:
-    from hubselect.benchmark.metrics import random_regret_at_k
+    """The exact expectation of :func:`target_scores` over uniformly random rankings."""
+    from hubselect.benchmark.metrics import random_ndcg_at_k, random_regret_at_k
 
-    return {"spearman": 0.0, **{f"regret@{k}": random_regret_at_k(accuracy, k) for k in KS}}
+    scores = {"spearman": 0.0, **{f"regret@{k}": random_regret_at_k(accuracy, k) for k in KS},
+              "ndcg@3": random_ndcg_at_k(accuracy, min(3, len(accuracy)))}
+    return _relative(scores, accuracy)
 
 
 def evaluate_rankers(col: Collection, names: list[str]) -> Any:
@@ -239,7 +256,7 @@ def summarise(per_target: Any, targets: list[str]) -> Any:
     rows = {}
     for name, g in per_target[per_target["target"].isin(targets)].groupby("ranker", sort=False):
         row = {}
-        for m in ("spearman", *[f"regret@{k}" for k in KS]):
+        for m in SCORE_COLUMNS:
             row[m] = float(np.nanmean(g[m]))
             row[f"{m}_lo"], row[f"{m}_hi"] = bootstrap_ci(g[m].to_numpy(), n_boot=1000)
         rows[name] = row
@@ -257,31 +274,61 @@ def choose_default(summary_dev: Any, candidates: list[str]) -> str:
 # ------------------------------------------------------------------------------------ reliability
 
 
-def reliability(col: Collection) -> Any:
-    """Per target: split-half (seed vs seed) Spearman, its Spearman-Brown reliability of the
-    seed mean, and the noise ceiling.
+def _ceiling(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """One half of the seeds ranking the other, both directions averaged (with NDCG@3)."""
+    from hubselect.benchmark.metrics import ndcg_at_k
 
-    The ceiling ranks sources by one half of the seeds and scores that ranking against the other
-    half (both directions averaged): what a ranker that knew the expected accuracy up to tuning
-    noise could reach against a noisy truth. ``ceiling_spearman_sb`` is the Spearman-Brown
-    corrected ceiling for the truth averaged over all seeds, ``sqrt(2r / (1 + r))``.
+    one, two = target_scores(a, b), target_scores(b, a)
+    out = {f"ceiling_{m}": (one[m] + two[m]) / 2 for m in ("spearman", "regret@1", "regret@3")}
+    out["ceiling_ndcg@3"] = (ndcg_at_k(a, b, 3) + ndcg_at_k(b, a, 3)) / 2
+    return out
+
+
+def _seed_agreement(wide: Any) -> float:
+    """Mean Spearman between every two seeds' rankings of the sources (one target)."""
+    from hubselect.benchmark.metrics import spearman
+
+    pairs = [spearman(wide[s], wide[t]) for s, t in itertools.combinations(wide.columns, 2)]
+    return float(np.nanmean(pairs)) if pairs else float("nan")
+
+
+def _spearman_brown(r: float, k: int) -> float:
+    """Reliability of the mean of ``k`` measurements whose pairwise agreement is ``r``:
+    ``k r / (1 + (k - 1) r)`` (NaN for undefined or ``r <= -1/(k-1)``)."""
+    denom = 1 + (k - 1) * r
+    return float(k * r / denom) if np.isfinite(r) and denom > 0 else float("nan")
+
+
+def reliability(seed_pairs: Any) -> Any:
+    """Per target, how far the tuning seeds agree: the ground truth's own reliability.
+
+    ``seed_pairs`` has one row per (target, source, seed) with ``accuracy``. Columns:
+
+    * ``seed_spearman``: mean Spearman between every two seeds' source rankings (``r``);
+    * ``reliability_sb``: Spearman-Brown reliability of the all-seed mean, ``k r / (1 + (k-1) r)``;
+    * ``split_half_spearman``: the even seeds' mean against the odd seeds' mean, and
+      ``ceiling_*``: that ranking scored as a ranker (Spearman, Regret@1, Regret@3, NDCG@3; both
+      directions averaged), i.e. what a ranker that knew the expected accuracy up to tuning noise
+      could reach against a noisy truth; ``ceiling_spearman_sb`` = ``sqrt(reliability_sb)``;
+    * ``seed_sd_points``: the mean over sources of the seed SD of a pair's accuracy;
+    * ``best_minus_median_points``: the best source's seed-mean accuracy above the median one's.
     """
     import pandas as pd
 
     rows = []
-    seeds = sorted(col.seed_pairs["seed"].unique())
-    halves = (seeds[0::2], seeds[1::2])
-    for target, g in col.seed_pairs.groupby("target", sort=True):
-        a = [g[g["seed"].isin(h)].groupby("source")["accuracy"].mean() for h in halves]
-        a = [x.reindex(a[0].index).to_numpy(float) for x in a]
-        one, two = target_scores(a[0], a[1]), target_scores(a[1], a[0])
-        r = one["spearman"]
-        sb = 2 * r / (1 + r) if np.isfinite(r) and r > -1 else float("nan")
-        rows.append({"target": target, "split_half_spearman": r, "reliability_sb": sb,
+    for target, g in seed_pairs.groupby("target", sort=True):
+        wide = g.pivot_table(index="source", columns="seed", values="accuracy").dropna()
+        seeds = list(wide.columns)
+        halves = [wide[seeds[0::2]].mean(axis=1).to_numpy(float), wide[seeds[1::2]].mean(axis=1).to_numpy(float)]
+        r = _seed_agreement(wide)
+        sb = _spearman_brown(r, len(seeds))
+        mean = wide.mean(axis=1).to_numpy(float)
+        rows.append({"target": target, "sources": len(wide), "seeds": len(seeds), "seed_spearman": r,
+                     "reliability_sb": sb, "split_half_spearman": target_scores(*halves)["spearman"],
                      "ceiling_spearman_sb": float(np.sqrt(sb)) if np.isfinite(sb) and sb > 0 else float("nan"),
-                     **{f"ceiling_{m}": (one[m] + two[m]) / 2 for m in ("spearman", "regret@1", "regret@3")},
-                     "seed_sd_points": float(100 * g.groupby("source")["accuracy"].std(ddof=1).mean()),
-                     "best_minus_median_points": float(100 * (np.max(a[0] + a[1]) - np.median(a[0] + a[1])) / 2)})
+                     **_ceiling(*halves),
+                     "seed_sd_points": float(100 * wide.std(axis=1, ddof=1).mean()),
+                     "best_minus_median_points": float(100 * (mean.max() - np.median(mean)))})
     return pd.DataFrame(rows)
 
 
@@ -384,7 +431,7 @@ def analyse_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path
         extra = evaluate_rankers(col, [logo])
         per_target = pd.concat([per_target, extra], ignore_index=True)
         dev, test = summarise(per_target, col.dev), summarise(per_target, col.test)
-    rel = reliability(col)
+    rel = reliability(col.seed_pairs)
     champions = champion_table(col, out_dir, default)
     champ_dev, champ_test = champion_summary(champions, col.dev), champion_summary(champions, col.test)
     champion = str(champ_dev["champion_regret"].idxmin())

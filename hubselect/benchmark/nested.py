@@ -1,0 +1,199 @@
+"""Nested leave-one-group-out: every target held out once, its default chosen without its group.
+
+For each task group G (``scripts/task_groups.csv``):
+
+1. every pair feature that is *learned from other targets' results* (the source's prior and the
+   learned rankers) is refitted on the targets outside G; for a target t of another group H it is
+   fitted outside G and H (leave-one-group-out inside the remaining groups);
+2. every ranker of the grid is scored on the targets outside G, and the protocol's rule
+   (:func:`hubselect.benchmark.trust.choose_default`) picks one;
+3. that one ranker is reported on G's targets, with its prior and learned model fitted without G.
+
+The headline is the mean over all targets, each held out this way. The shipped default is the
+rule's pick over all targets with leave-one-group-out features (:func:`shipped_choice`).
+
+Learned rankers (both linear, so they export as the JSON of :mod:`hubselect.learned_policy`):
+
+* ``learned`` (pointwise): ridge regression of a pair's gain on the features;
+* ``learned:pairwise``: logistic regression on feature differences of two sources of the same
+  target, labelled by which is more accurate (RankNet's linear case, Burges et al. 2005); the
+  score of a source is the linear function, which orders sources the same way.
+
+Features (:data:`FEATURES`): every divergence and the label-set and balance distances z-scored
+within the target, the prior (a source's mean gain on the training targets), the source's log
+size, both sides' number of labels and whether the label names are the same.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, replace
+from typing import Any, Iterable
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Features besides the z-scored divergences (``z_<measure>``).
+FEATURES = ("z_label_distance", "z_balance_distance", "prior", "src_log_rows", "src_n_labels", "tgt_n_labels",
+            "same_labels")
+#: The learned rankers this module fits.
+LEARNED = ("learned", "learned:pairwise")
+PAIR_MARGIN = 0.01  # accuracy gap below which two sources count as tied (not a training pair)
+
+
+@dataclass(frozen=True)
+class NestedResult:
+    """What :func:`nested_logo` gives.
+
+    Attributes:
+        per_target: One row per target: its group, the ranker chosen without that group, and that
+            ranker's scores on the target (the headline rows).
+        choices: ``{group: ranker chosen on the other groups}``.
+        inner: One row per (held-out group, ranker, target outside it): the scores the choices
+            were made on.
+    """
+
+    per_target: Any
+    choices: dict[str, str]
+    inner: Any
+
+
+def prior_table(truth: Any, groups: dict[str, str], excluded: Iterable[str]) -> Any:
+    """A source's mean gain on the targets outside the ``excluded`` groups (never on the pair's own
+    target); a source never seen there gets the mean of the target's other candidates.
+
+    Returns:
+        A Series aligned with ``truth`` (one value per pair).
+    """
+    import pandas as pd
+
+    excluded = set(excluded)
+    gain = truth.pivot(index="target", columns="source", values="gain")
+    keep = [t for t in gain.index if groups.get(t, t) not in excluded]
+    sums, counts = gain.loc[keep].sum(), gain.loc[keep].notna().sum()
+    own = gain.reindex(truth["target"]).to_numpy()
+    col = gain.columns.get_indexer(truth["source"])
+    own_gain = np.where(truth["target"].isin(keep).to_numpy(), own[np.arange(len(truth)), col], np.nan)
+    s, c = sums.reindex(truth["source"]).to_numpy(float), counts.reindex(truth["source"]).to_numpy(float)
+    has_own = np.isfinite(own_gain)
+    s, c = s - np.where(has_own, own_gain, 0.0), c - has_own
+    prior = pd.Series(np.where(c > 0, s / np.maximum(c, 1), np.nan), index=truth.index)
+    return prior.fillna(prior.groupby(truth["target"]).transform("mean")).fillna(0.0)
+
+
+def feature_table(truth: Any, measures: list[str], prior: Any) -> Any:
+    """Learned-ranker features of every pair (see :data:`FEATURES`), aligned with ``truth``."""
+    zcols = [f"d_{m}" for m in measures] + ["label_distance", "balance_distance"]
+    z = truth.groupby("target")[zcols].transform(lambda v: (v - v.mean()) / (v.std(ddof=0) or 1.0))
+    z.columns = [f"z_{c[2:]}" if c.startswith("d_") else f"z_{c}" for c in zcols]
+    z["prior"] = np.asarray(prior, dtype=float)
+    z["src_log_rows"] = np.log10(truth["source_rows"].clip(lower=1).to_numpy(float))
+    z["src_n_labels"] = truth["src_n_labels"].to_numpy(float)
+    z["tgt_n_labels"] = truth["tgt_n_labels"].to_numpy(float)
+    z["same_labels"] = truth["same_labels"].to_numpy(float)
+    return z.fillna(0.0)
+
+
+def fit_pairwise(features: Any, targets: Any, accuracy: Any, *, c: float = 1.0) -> dict:
+    """Pairwise logistic ranker (linear) fitted on every within-target pair of sources whose
+    accuracies differ by more than :data:`PAIR_MARGIN`; returned as a learned-policy JSON dict."""
+    from sklearn.linear_model import LogisticRegression
+
+    from hubselect.learned_policy import FORMAT, VERSION
+
+    x = np.asarray(features, dtype=float)
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z, acc, tgt = (x - mean) / scale, np.asarray(accuracy, float), np.asarray(targets)
+    diffs, labels = [], []
+    for t in np.unique(tgt):
+        idx = np.flatnonzero(tgt == t)
+        i, j = np.triu_indices(len(idx), 1)
+        i, j = idx[i], idx[j]
+        keep = np.abs(acc[i] - acc[j]) > PAIR_MARGIN
+        diffs.append(z[i[keep]] - z[j[keep]])
+        labels.append(acc[i[keep]] > acc[j[keep]])
+    d, y = np.concatenate(diffs), np.concatenate(labels)
+    d, y = np.concatenate([d, -d]), np.concatenate([y, ~y])  # symmetric: no bias to learn
+    model = LogisticRegression(C=c, fit_intercept=False, max_iter=1000).fit(d, y)
+    return {"format": FORMAT, "version": VERSION, "features": [str(col) for col in features.columns],
+            "mean": mean.tolist(), "scale": scale.tolist(), "coef": model.coef_[0].tolist(), "intercept": 0.0,
+            "objective": "pairwise-logistic", "C": c, "target": "rank", "trained_on": sorted(set(tgt.tolist())),
+            "n_pairs": int(len(y) // 2)}
+
+
+def fit_learned(truth: Any, features: Any, train: Any, alpha: float = 1.0) -> dict[str, dict]:
+    """Both learned rankers fitted on the rows ``train`` (a boolean mask over ``truth``)."""
+    from hubselect.benchmark.learned import fit
+
+    x, rows = features[train], truth[train]
+    return {"learned": fit(x, rows["gain"], alpha=alpha, trained_on=rows["target"]),
+            "learned:pairwise": fit_pairwise(x, rows["target"], rows["accuracy"])}
+
+
+def fold_truth(col: Any, targets: list[str], excluded: set[str]) -> Any:
+    """The rows of ``targets`` with the prior and the learned rankers fitted on the targets outside
+    the ``excluded`` groups (``prior_loto`` holds that prior, so every ranker reads it)."""
+    from hubselect.learned_policy import predict
+
+    truth = col.truth
+    outside = ~truth["target"].map(lambda t: col.groups.get(t, t)).isin(excluded).to_numpy()
+    prior = prior_table(truth, col.groups, excluded)
+    # training rows see a prior that leaves out their own target only (within the training groups)
+    train_prior = prior_table(truth[outside], col.groups, excluded).reindex(truth.index)
+    feats_train = feature_table(truth, col.measures, train_prior.fillna(0.0))
+    models = fit_learned(truth, feats_train, outside)
+    rows = truth["target"].isin(targets).to_numpy()
+    out = truth[rows].copy()
+    out["prior_loto"] = prior[rows].to_numpy()
+    feats = feature_table(truth, col.measures, prior)[rows]
+    for name, model in models.items():
+        out[name] = predict(model, feats)
+    return out
+
+
+def scores_held_out(col: Any, names: list[str], targets: list[str], excluded: set[str]) -> Any:
+    """Per (ranker, target) scores of ``targets`` with learned parts fitted outside ``excluded``."""
+    from hubselect.benchmark.trust import evaluate_rankers
+
+    return evaluate_rankers(replace(col, truth=fold_truth(col, targets, excluded)), names)
+
+
+def _targets_of(col: Any, group: str) -> list[str]:
+    return sorted(t for t in col.truth["target"].unique() if col.groups.get(t, t) == group)
+
+
+def nested_logo(col: Any, candidates: list[str], report: list[str]) -> NestedResult:
+    """Run the nested scheme (module docstring) over ``col``'s groups.
+
+    Args:
+        col: A :class:`hubselect.benchmark.trust.Collection` whose truth has the label features.
+        candidates: The rankers the rule chooses among (the policy grid).
+        report: Further rankers scored on each held-out group the same way (baselines).
+    """
+    import pandas as pd
+
+    from hubselect.benchmark.trust import choose_default, summarise
+
+    groups = sorted({col.groups.get(t, t) for t in col.truth["target"].unique()})
+    choices, inner_parts, outer_parts = {}, [], []
+    for g in groups:
+        inner = pd.concat([scores_held_out(col, candidates, _targets_of(col, h), {g, h}).assign(held_out=g)
+                           for h in groups if h != g], ignore_index=True)
+        choices[g] = choose_default(summarise(inner, sorted(inner["target"].unique())), candidates)
+        names = list(dict.fromkeys([choices[g], *report]))
+        outer = scores_held_out(col, names, _targets_of(col, g), {g}).assign(group=g)
+        outer_parts.append(outer.assign(chosen=outer["ranker"] == choices[g]))
+        inner_parts.append(inner)
+        logger.info("nested LOGO: %s held out, %s chosen on the other groups", g, choices[g])
+    return NestedResult(pd.concat(outer_parts, ignore_index=True), choices, pd.concat(inner_parts, ignore_index=True))
+
+
+def logo_scores(col: Any, names: list[str]) -> Any:
+    """Every target scored with learned parts fitted without its own group (plain LOGO)."""
+    import pandas as pd
+
+    groups = sorted({col.groups.get(t, t) for t in col.truth["target"].unique()})
+    return pd.concat([scores_held_out(col, names, _targets_of(col, g), {g}).assign(group=g) for g in groups],
+                     ignore_index=True)
