@@ -7,14 +7,14 @@ label descriptions, then writes the result and the raw scores. This script times
 texts of several tasks, and the bare encoder forward pass (:func:`hubselect.modeling.encode`) on
 the same texts, in one process, and prints both rates.
 
-    python scripts/eval_rate.py [--tasks ../shared/data/more] [--n-tasks 16] [--per-task 60] [--repeats 3]
+    python scripts/eval_rate.py [--tasks ../shared/data/more] [--n-tasks 16] [--per-task 300] [--max-length 64]
+        [--repeats 3] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import random
 import statistics
 import tempfile
 import time
@@ -23,34 +23,36 @@ from pathlib import Path
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def read_tasks(root: Path, n_tasks: int, per_task: int) -> dict[str, tuple[list[str], list[str]]]:
-    out = {}
-    for folder in sorted(p for p in root.iterdir() if (p / "test.jsonl").exists())[:n_tasks]:
-        rows = [json.loads(line) for line in (folder / "test.jsonl").read_text(encoding="utf-8").splitlines()]
-        rows = random.Random(0).sample(rows, min(per_task, len(rows)))
-        out[folder.name] = ([r["text"] for r in rows], [r["label"] for r in rows])
-    return out
+def task_folders(root: Path, n_tasks: int) -> list[Path]:
+    return sorted(p for p in root.iterdir() if (p / "test.jsonl").exists())[:n_tasks]
 
 
-def prepare(tasks: dict, out_dir: Path) -> list[dict]:
+def prepare(folders: list[Path], per_task: int, out_dir: Path) -> tuple[list[dict], list[str]]:
+    """Fetch each task as a target (its evaluation sample: ``per_task`` stratified test texts),
+    as the benchmark does; returns the target records and every evaluated text."""
     import pandas as pd
 
-    records = []
-    for name, (texts, labels) in tasks.items():
-        folder = out_dir / "fetch" / name / "samples"
-        folder.mkdir(parents=True)
-        pd.DataFrame({"text": texts, "label": labels}).to_parquet(folder / "target.eval.parquet", index=False)
-        records.append({"target": name, "label_names": sorted(set(labels))})
-    return records
+    from hubselect.benchmark.matrix import target_catalog_dir
+    from hubselect.hub.catalog import FetchConfig, fetch
+
+    records, texts = [], []
+    for i, folder in enumerate(folders):
+        other = folders[(i + 1) % len(folders)]
+        catalog = fetch(FetchConfig(target=str(folder), candidates=str(other), sample_size=20, target_sample_size=20,
+                                    eval_size=per_task), target_catalog_dir(out_dir, folder.name))
+        records.append({"target": folder.name, "label_names": list(catalog.target.label_names)})
+        texts += pd.read_parquet(catalog.path(catalog.target.eval), columns=["text"])["text"].astype(str).tolist()
+    return records, texts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tasks", default=str(DATA / "more"))
     parser.add_argument("--n-tasks", type=int, default=16)
-    parser.add_argument("--per-task", type=int, default=60)
-    parser.add_argument("--max-length", type=int, default=48)
+    parser.add_argument("--per-task", type=int, default=300)
+    parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
 
     from hubselect.benchmark.matrix import BenchmarkConfig, evaluate_model
@@ -59,27 +61,29 @@ def main() -> None:
     from hubselect.training import FinetuneConfig
     from hubselect.transfer import TransferConfig
 
-    tasks = read_tasks(Path(args.tasks), args.n_tasks, args.per_task)
-    texts = [t for ts, _ in tasks.values() for t in ts]
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    work = Path(tempfile.mkdtemp(prefix="hubselect-eval-rate-"))
+    records, texts = prepare(task_folders(Path(args.tasks), args.n_tasks), args.per_task, work)
     cfg = BenchmarkConfig(tasks=args.tasks, score=ScoreConfig(),
                           transfer=TransferConfig(FinetuneConfig(max_length=args.max_length)))
     base = resolve_model()
     tokenizer, encoder = load_encoder(base, "cpu")
     encode(texts[:16], tokenizer, encoder, max_length=args.max_length)  # warm up
     bare, path = [], []
-    for _ in range(args.repeats):  # alternate the two, so load from other jobs hits both alike
+    for i in range(args.repeats):  # alternate the two, so load from other jobs hits both alike
         start = time.perf_counter()
-        for ts, _ in tasks.values():
-            encode(ts, tokenizer, encoder, max_length=args.max_length)
+        encode(texts, tokenizer, encoder, max_length=args.max_length)
         bare.append(time.perf_counter() - start)
-        with tempfile.TemporaryDirectory(prefix="hubselect-eval-rate-") as tmp:
-            records = prepare(tasks, Path(tmp))
-            model = {"source": "untuned", "seed": 0, "formulation": "description", "path": base.path}
-            start = time.perf_counter()
-            evaluate_model(cfg, model, records, Path(tmp))
-            path.append(time.perf_counter() - start)
+        model = {"source": f"untuned{i}", "seed": 0, "formulation": "description", "path": base.path}
+        start = time.perf_counter()
+        evaluate_model(cfg, model, records, work)
+        path.append(time.perf_counter() - start)
     bare_s, path_s = statistics.median(bare), statistics.median(path)
-    print(json.dumps({"tasks": len(tasks), "texts": len(texts), "max_length": args.max_length,
+    print(json.dumps({"tasks": len(records), "texts": len(texts), "max_length": args.max_length,
+                      "torch_threads": __import__("torch").get_num_threads(),
                       "repeats": args.repeats, "bare_encoder_texts_per_s": round(len(texts) / bare_s, 1),
                       "evaluation_path_texts_per_s": round(len(texts) / path_s, 1),
                       "ratio_of_medians": round(bare_s / path_s, 3),
