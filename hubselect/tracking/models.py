@@ -5,16 +5,20 @@ Two ways a model is logged, by formulation:
 * **head**: the tuned head is exported with its rows in the target's label order and its
   calibration temperature folded into the output layer (see
   :func:`hubselect.zeroshot.export_head`), a stock text-classification model, and logged with
-  the ``mlflow.transformers`` flavour (``task="text-classification"``).
+  the ``mlflow.transformers`` flavour (``task="text-classification"``); its pipeline runs in
+  batches of :data:`BATCH_SIZE` and truncates each text to ``max_length`` tokens. MLflow's
+  transformers wrapper reads its input.
 * **description**: the bi-encoder is not a stock pipeline, so it is logged as an
-  ``mlflow.pyfunc`` ``PythonModel`` whose artifact is the saved safetensors model folder and
-  whose ``model_config`` holds the target's label names, descriptions and calibrated cosine
-  scale. The ``hubselect`` package is logged with it (``code_paths``), so loading needs only
-  the pinned requirements.
+  ``mlflow.pyfunc`` model *from code*: the code is :mod:`hubselect.tracking.served_model` (nothing
+  is pickled), its artifact the saved safetensors model folder, its ``model_config`` the target's
+  label names, descriptions and calibrated cosine scale. The ``hubselect`` package is logged with
+  it (``code_paths``), so loading needs only the pinned requirements. It reads a list of texts or
+  the text column of a DataFrame by name, and refuses (HTTP 400 when served) what it cannot read:
+  see :mod:`hubselect.tracking.served_model`.
 
 Both answer the same way: pyfunc ``predict`` takes a list of texts (or a DataFrame with a
-``text`` column, else its first column) and returns a pandas DataFrame with one row per text,
-``label`` (the predicted target label name) and ``score`` (its calibrated probability, see
+``text`` column) and returns a pandas DataFrame with one row per text, ``label`` (the predicted
+target label name) and ``score`` (its calibrated probability, see
 :mod:`hubselect.model_folder`); ``mlflow models serve`` answers
 ``{"predictions": [{"label": ..., "score": ...}, ...]}``.
 
@@ -49,6 +53,14 @@ _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 #: model config as run params, and flat keys (``label_names``, ``max_length``) would collide
 #: with the step's own params of those names.
 CONFIG_KEY = "hubselect"
+#: The description model's code, logged with MLflow's models from code (nothing is pickled).
+SERVED_MODEL_CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "served_model.py")
+#: The text column a served description model reads by default, and the param of its signature that
+#: names another one (read by :mod:`hubselect.tracking.served_model`).
+TEXT_COLUMN = "text"
+TEXT_PARAM = "text_column"
+#: Texts per forward pass when a logged model predicts (both formulations).
+BATCH_SIZE = 64
 
 
 def default_model_name(target: str) -> str:
@@ -85,78 +97,6 @@ def pip_requirements() -> list[str]:
     return out
 
 
-def _description_pyfunc() -> Any:
-    """Return the PythonModel instance for a description (bi-encoder) model.
-
-    Labels, descriptions, scale and max_length come from the logged ``model_config``.
-
-    The class is defined here so that importing this module does not import mlflow; cloudpickle
-    stores it by value and it imports :mod:`hubselect.zeroshot` (logged as code) when loaded.
-    """
-    import warnings
-
-    import mlflow.pyfunc
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Add type hints", category=UserWarning)
-        return _define_description_model(mlflow.pyfunc.PythonModel)()
-
-
-def _define_description_model(base: type) -> type:
-    """Define the description PythonModel class on ``base`` (``mlflow.pyfunc.PythonModel``)."""
-
-    class HubselectDescriptionModel(base):
-        """Zero-shot bi-encoder: predicts the target label whose description is closest, with
-        its calibrated probability."""
-
-        # No type hints on load_context/predict: with a ``list[str]`` hint MLflow's server
-        # accepts only ``{"inputs": ...}``; without, ``dataframe_split``/``records`` work too.
-        def load_context(self, context):  # noqa: ANN001, ANN202
-            from hubselect.zeroshot import DescriptionClassifier
-
-            config = dict(context.model_config or {})
-            config = dict(config.get(CONFIG_KEY, config))  # nested since 0.2; flat before
-            self.classifier = DescriptionClassifier(
-                context.artifacts["model"], config["label_names"], config["descriptions"],
-                max_length=int(config.get("max_length", 128)),
-                scale=float(config.get("scale", 20.0)), device=config.get("device"))
-
-        def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN202
-            """Return a DataFrame with the predicted target ``label`` of each input text and
-            its calibrated probability ``score`` (the transformers flavour's columns)."""
-            import pandas as pd
-
-            from hubselect.zeroshot import predict_labels
-
-            labels, scores = predict_labels(self.classifier, _texts_of(model_input))
-            return pd.DataFrame({"label": labels, "score": scores.astype(float)})
-
-    return HubselectDescriptionModel
-
-
-def _texts_of(model_input: Any) -> list[str]:
-    """Texts from what pyfunc hands over: a DataFrame (``text`` column or the first one), a
-    Series, an array, a list, a dict with ``text``/``inputs``, or one string."""
-    import numpy as np
-    import pandas as pd
-
-    if isinstance(model_input, pd.DataFrame):
-        column = "text" if "text" in model_input.columns else model_input.columns[0]
-        values = model_input[column].tolist()
-    elif isinstance(model_input, pd.Series):
-        values = model_input.tolist()
-    elif isinstance(model_input, np.ndarray):
-        values = model_input.reshape(-1).tolist()
-    elif isinstance(model_input, str):
-        values = [model_input]
-    elif isinstance(model_input, Mapping):
-        values = model_input.get("text", model_input.get("inputs", []))
-        values = [values] if isinstance(values, str) else list(values)
-    else:
-        values = list(model_input)
-    return ["" if v is None else str(v) for v in values]
-
-
 def log_model(
     model: Any,
     target_label_names: Sequence[str],
@@ -167,6 +107,7 @@ def log_model(
     max_length: int = 128,
     input_example: Sequence[str] | None = None,
     metadata: Mapping[str, Any] | None = None,
+    text_column: str = TEXT_COLUMN,
 ) -> Any:
     """Log a tuned model (or the untuned baseline) for the target on the active MLflow run.
 
@@ -180,6 +121,9 @@ def log_model(
         max_length: Token limit per text at prediction time.
         input_example: A few example texts (default: one generic sentence).
         metadata: Extra entries for the MLmodel metadata (source, metrics...).
+        text_column: The name of the target's text column; a description model reads the column of
+            this name (or ``text``) from a DataFrame and records it in its signature (the default
+            of its ``text_column`` param).
 
     Returns:
         MLflow's ``ModelInfo`` (``model_uri``, ``run_id``, ...).
@@ -204,14 +148,16 @@ def log_model(
                  **dict(metadata or {})}
     with tempfiles_in_scratch():  # MLflow's copies of the model: swept if this process is killed
         if formulation == HEAD:
-            return _log_head(path, names, mapping, name, example, info_meta)
+            return _log_head(path, names, mapping, int(max_length), name, example, info_meta)
         descs = label_descriptions(names, descriptions)
         info_meta["hubselect.descriptions"] = descs
-        return _log_description(path, names, descs, max_length, name, example, info_meta)
+        config = {"label_names": names, "descriptions": descs, "max_length": int(max_length),
+                  "batch_size": BATCH_SIZE}
+        return _log_description(path, config, str(text_column or TEXT_COLUMN), name, example, info_meta)
 
 
 def _label_score_signature(example: list[str], names: list[str]) -> Any:
-    """The signature of both flavours: texts in, a ``label``/``score`` frame out."""
+    """The head's signature: texts in, a ``label``/``score`` frame out."""
     import pandas as pd
     from mlflow.models import infer_signature
 
@@ -219,8 +165,23 @@ def _label_score_signature(example: list[str], names: list[str]) -> Any:
                                                   "score": [1.0] * len(example)}))
 
 
-def _log_head(path: str, names: list[str], mapping: Mapping[str, str] | None, name: str,
-              example: list[str], info_meta: dict[str, Any]) -> Any:
+def _description_signature(text_column: str) -> Any:
+    """The description model's signature: a ``label``/``score`` frame out, and the name of the text
+    column as the default of the ``text_column`` param. There is no input schema: MLflow would cast
+    a number or a null to a string before the model could refuse it, and a schema naming a column
+    would refuse a plain list of texts; the model checks its input itself (see
+    :mod:`hubselect.tracking.served_model`)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+
+    return ModelSignature(outputs=Schema([ColSpec("string", "label"), ColSpec("double", "score")]),
+                          params=ParamSchema([ParamSpec(TEXT_PARAM, "string", text_column)]))
+
+
+def _log_head(path: str, names: list[str], mapping: Mapping[str, str] | None, max_length: int,
+              name: str, example: list[str], info_meta: dict[str, Any]) -> Any:
+    """Log the exported head with the transformers flavour; its pipeline runs in batches of
+    :data:`BATCH_SIZE` and truncates each text to ``max_length`` tokens."""
     import mlflow
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -234,8 +195,8 @@ def _log_head(path: str, names: list[str], mapping: Mapping[str, str] | None, na
         return mlflow.transformers.log_model(
             transformers_model={"model": head, "tokenizer": tokenizer}, name=name,
             task="text-classification", signature=_label_score_signature(example, names),
-            input_example=example,
-            pip_requirements=pip_requirements(), metadata=info_meta,
+            input_example=example, pip_requirements=pip_requirements(), metadata=info_meta,
+            model_config={"batch_size": BATCH_SIZE, "truncation": True, "max_length": max_length},
             model_card=_model_card(names, info_meta))
 
 
@@ -251,60 +212,21 @@ def _model_card(names: list[str], info_meta: Mapping[str, Any]) -> Any:
         f"'{info_meta.get('hubselect.base_model')}' with a label-aligned classification head.\n")
 
 
-def _log_description(path: str, names: list[str], descs: dict[str, str], max_length: int,
-                     name: str, example: list[str], info_meta: dict[str, Any]) -> Any:
-    """Log the bi-encoder as a PythonModel; ``scale`` is the folder's calibrated one."""
+def _log_description(path: str, config: dict[str, Any], text_column: str, name: str, example: list[str],
+                     info_meta: dict[str, Any]) -> Any:
+    """Log the bi-encoder from code (:data:`SERVED_MODEL_CODE`); ``scale`` is the folder's calibrated one."""
     import mlflow
 
     import hubselect
     from hubselect.model_folder import description_scale, read_metadata
 
-    scale = description_scale(read_metadata(path))
-    config = {CONFIG_KEY: {"label_names": names, "descriptions": descs, "scale": scale,
-                           "max_length": int(max_length)}}
-    with _known_mlflow_notices_off():
-        return mlflow.pyfunc.log_model(
-            name=name, python_model=_description_pyfunc(),
-            artifacts={"model": path}, model_config=config,
-            code_paths=[os.path.dirname(os.path.abspath(hubselect.__file__))],
-            signature=_label_score_signature(example, names), input_example=example,
-            pip_requirements=pip_requirements(), metadata=info_meta)
-
-
-class _DropMessages(logging.Filter):
-    """Drop log records whose message starts with one of ``prefixes``."""
-
-    def __init__(self, *prefixes: str):
-        super().__init__()
-        self.prefixes = prefixes
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(self.prefixes)
-
-
-@contextlib.contextmanager
-def _known_mlflow_notices_off() -> Iterator[None]:
-    """Silence MLflow's notices about choices made here on purpose while a description model is
-    logged: the pickled ``python_model`` object (hubselect is logged as code with it) and the
-    missing type hints (they would restrict the server's input formats)."""
-    import warnings
-
-    drop = _DropMessages("Passing a Python object as `python_model`")
-    pyfunc_logger = logging.getLogger("mlflow.pyfunc")
-    pyfunc_logger.addFilter(drop)
-    try:
-        with warnings.catch_warnings():  # restores showwarning after
-            # MLflow re-enables UserWarnings ("once") around its check, so a filter cannot drop it
-            show = warnings.showwarning
-
-            def showwarning(message: Any, *args: Any, **kwargs: Any) -> None:
-                if "Add type hints to the `predict` method" not in str(message):
-                    show(message, *args, **kwargs)
-
-            warnings.showwarning = showwarning
-            yield
-    finally:
-        pyfunc_logger.removeFilter(drop)
+    config = {**config, "scale": description_scale(read_metadata(path))}
+    return mlflow.pyfunc.log_model(
+        name=name, python_model=SERVED_MODEL_CODE,
+        artifacts={"model": path}, model_config={CONFIG_KEY: config},
+        code_paths=[os.path.dirname(os.path.abspath(hubselect.__file__))],
+        signature=_description_signature(text_column), input_example=example,
+        pip_requirements=pip_requirements(), metadata=info_meta)
 
 
 @contextlib.contextmanager
