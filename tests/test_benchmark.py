@@ -137,8 +137,12 @@ def test_seeds_give_a_seed_mean_and_groups_a_held_out_trust_report(tracking, tin
     groups.write_text("task,group,collection\nkitchen,home,misc\nbooks,media,fdu-mtl\nelectronics,home,more\n")
     out = run(tiny, tasks, "--seeds", "2", "--groups", str(groups))
     trust = (out.path / "trust" / "trust.md").read_text()
-    assert "Test targets (1, held out): electronics." in trust and "Dev targets (2): books, kitchen." in trust
+    assert "Nested leave-one-group-out over 3 targets" in trust and "| nested default |" in trust
     assert "noise ceiling" in trust and "| strongest |" in trust and "label-free champion" in trust.lower()
+    nested = pd.read_csv(out.path / "trust" / "per_target_nested.csv")
+    chosen = nested[nested["chosen"]]
+    assert sorted(chosen["target"]) == ["books", "electronics", "kitchen"]  # each held out once
+    assert dict(zip(chosen["target"], chosen["group"])) == {"books": "media", "electronics": "home", "kitchen": "home"}
     pairs = pd.read_csv(out.path / "trust" / "pairs.csv")
     assert {"target", "source", "seed", "accuracy"} <= set(pairs.columns) and sorted(pairs["seed"].unique()) == [0, 1]
     prior = load_prior(runs.download(out.run_id) / "transfer_prior.json")

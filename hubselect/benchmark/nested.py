@@ -40,6 +40,7 @@ FEATURES = ("z_label_distance", "z_balance_distance", "prior", "src_log_rows", "
 #: The learned rankers this module fits.
 LEARNED = ("learned", "learned:pairwise")
 PAIR_MARGIN = 0.01  # accuracy gap below which two sources count as tied (not a training pair)
+MIN_TRAIN_TARGETS = 2  # fewer targets to learn from: the learned rankers score every source alike
 
 
 @dataclass(frozen=True)
@@ -115,19 +116,24 @@ def fit_pairwise(features: Any, targets: Any, accuracy: Any, *, c: float = 1.0) 
         diffs.append(z[i[keep]] - z[j[keep]])
         labels.append(acc[i[keep]] > acc[j[keep]])
     d, y = np.concatenate(diffs), np.concatenate(labels)
-    d, y = np.concatenate([d, -d]), np.concatenate([y, ~y])  # symmetric: no bias to learn
-    model = LogisticRegression(C=c, fit_intercept=False, max_iter=1000).fit(d, y)
+    coef = np.zeros(z.shape[1])
+    if len(y):  # no pair differs by more than the margin: every source scores alike
+        d, y = np.concatenate([d, -d]), np.concatenate([y, ~y])  # symmetric: no bias to learn
+        coef = LogisticRegression(C=c, fit_intercept=False, max_iter=1000).fit(d, y).coef_[0]
     return {"format": FORMAT, "version": VERSION, "features": [str(col) for col in features.columns],
-            "mean": mean.tolist(), "scale": scale.tolist(), "coef": model.coef_[0].tolist(), "intercept": 0.0,
+            "mean": mean.tolist(), "scale": scale.tolist(), "coef": coef.tolist(), "intercept": 0.0,
             "objective": "pairwise-logistic", "C": c, "target": "rank", "trained_on": sorted(set(tgt.tolist())),
             "n_pairs": int(len(y) // 2)}
 
 
 def fit_learned(truth: Any, features: Any, train: Any, alpha: float = 1.0) -> dict[str, dict]:
-    """Both learned rankers fitted on the rows ``train`` (a boolean mask over ``truth``)."""
+    """Both learned rankers fitted on the rows ``train`` (a boolean mask over ``truth``); empty
+    when fewer than :data:`MIN_TRAIN_TARGETS` targets are there to learn from."""
     from hubselect.benchmark.learned import fit
 
     x, rows = features[train], truth[train]
+    if rows["target"].nunique() < MIN_TRAIN_TARGETS:
+        return {}
     return {"learned": fit(x, rows["gain"], alpha=alpha, trained_on=rows["target"]),
             "learned:pairwise": fit_pairwise(x, rows["target"], rows["accuracy"])}
 
@@ -148,8 +154,8 @@ def fold_truth(col: Any, targets: list[str], excluded: set[str]) -> Any:
     out = truth[rows].copy()
     out["prior_loto"] = prior[rows].to_numpy()
     feats = feature_table(truth, col.measures, prior)[rows]
-    for name, model in models.items():
-        out[name] = predict(model, feats)
+    for name in LEARNED:
+        out[name] = predict(models[name], feats) if name in models else 0.0
     return out
 
 
@@ -190,10 +196,17 @@ def nested_logo(col: Any, candidates: list[str], report: list[str]) -> NestedRes
     return NestedResult(pd.concat(outer_parts, ignore_index=True), choices, pd.concat(inner_parts, ignore_index=True))
 
 
-def logo_scores(col: Any, names: list[str]) -> Any:
-    """Every target scored with learned parts fitted without its own group (plain LOGO)."""
+def logo_truth(col: Any) -> Any:
+    """Every target's rows with the prior and learned rankers fitted without its own group."""
     import pandas as pd
 
     groups = sorted({col.groups.get(t, t) for t in col.truth["target"].unique()})
-    return pd.concat([scores_held_out(col, names, _targets_of(col, g), {g}).assign(group=g) for g in groups],
-                     ignore_index=True)
+    return pd.concat([fold_truth(col, _targets_of(col, g), {g}) for g in groups]).sort_index()
+
+
+def logo_scores(col: Any, names: list[str]) -> Any:
+    """Every target scored with learned parts fitted without its own group (plain LOGO)."""
+    from hubselect.benchmark.trust import evaluate_rankers
+
+    scores = evaluate_rankers(replace(col, truth=logo_truth(col)), names)
+    return scores.assign(group=scores["target"].map(lambda t: col.groups.get(t, t)))

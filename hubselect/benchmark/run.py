@@ -210,19 +210,19 @@ def benchmark_params(cfg: Any) -> dict[str, Any]:
 
 
 def _trust(cfg: Any, matrix: dict, out_dir: Path, groups: str, report_dir: Path) -> dict[str, float]:
-    """The held-out trust analysis (:mod:`hubselect.benchmark.trust`) when groups and 2+ seeds are given."""
+    """The held-out trust analysis (:mod:`hubselect.benchmark.verdict`) when groups and 2+ seeds are given."""
     if not groups or cfg.seeds < 2:
         if groups:
             logger.warning("--groups needs --seeds 2 or more (test-retest reliability): trust analysis skipped")
         return {}
-    from hubselect.benchmark.trust import analyse_collection
+    from hubselect.benchmark.verdict import analyse_collection
 
     res = analyse_collection(matrix, out_dir, groups, report_dir)
-    row = res["test"].loc[res["default"]]
-    champ = res["champion_test"].loc[res["champion"], "champion_regret"]
+    row = res["headline"].loc["nested default"]
     return {"heldout_default_spearman": float(row["spearman"]), "heldout_default_regret_at_1": float(row["regret@1"]),
-            "heldout_default_regret_at_3": float(row["regret@3"]), "heldout_champion_regret": float(champ),
-            "heldout_default_saving_at_3": float(res["saving"][res["col"].test].mean())}
+            "heldout_default_regret_at_3": float(row["regret@3"]), "heldout_default_ndcg_at_3": float(row["ndcg@3"]),
+            "heldout_champion_regret": float(res["champion_held"]["regret"].mean()),
+            "default_saving_at_3": float(res["saving"].mean())}
 
 
 def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3), alpha: float = 1.0,

@@ -33,7 +33,6 @@ from hubselect.hub.entries import Catalog
 
 logger = logging.getLogger(__name__)
 
-DEV_COLLECTIONS = ("fdu-mtl", "misc")
 MEASURE_SETS = ("terms", "embeddings", "all")
 PRIOR_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
 LABEL_WEIGHTS = (0.0, 0.5, 1.0, 2.0)
@@ -54,14 +53,6 @@ class Collection:
     collections: dict[str, str]
     measures: list[str]
     kinds: dict[str, str]
-
-    @property
-    def dev(self) -> list[str]:
-        return sorted(t for t in self.truth["target"].unique() if self.collections.get(t) in DEV_COLLECTIONS)
-
-    @property
-    def test(self) -> list[str]:
-        return sorted(set(self.truth["target"].unique()) - set(self.dev))
 
 
 def read_groups(path: str | Path) -> tuple[dict[str, str], dict[str, str]]:
@@ -229,24 +220,6 @@ def grid_names() -> list[str]:
             itertools.product(MEASURE_SETS, PRIOR_WEIGHTS, LABEL_WEIGHTS, BALANCE_WEIGHTS)]
 
 
-def add_learned(col: Collection, alpha: float = 1.0) -> None:
-    """``learned`` (leave-one-target-out) and ``learned:logo`` predictions as truth columns.
-
-    Features: every divergence z-scored within the target, the label-set and balance
-    distances and the source's size; the target's own column never trains its model.
-    """
-    from hubselect.benchmark.learned import grouped_predictions
-
-    table = col.truth[["target", "source", "gain", *[f"d_{m}" for m in col.measures], "label_distance",
-                       "balance_distance", "source_rows"]].copy()
-    zcols = [f"d_{m}" for m in col.measures] + ["label_distance", "balance_distance"]
-    table[zcols] = table.groupby("target")[zcols].transform(lambda v: (v - v.mean()) / (v.std(ddof=0) or 1.0))
-    table["source_rows"] = np.log10(table["source_rows"].clip(lower=1))
-    col.truth["learned"] = grouped_predictions(table, dict(zip(table["target"], table["target"])), alpha=alpha)
-    col.truth["learned:logo"] = grouped_predictions(table, {t: col.groups.get(t, t) for t in table["target"]},
-                                                    alpha=alpha)
-
-
 def summarise(per_target: Any, targets: list[str]) -> Any:
     """Mean per ranker over ``targets`` with 95% bootstrap CIs over targets."""
     import pandas as pd
@@ -379,11 +352,6 @@ def champion_summary(table: Any, targets: list[str]) -> Any:
 # ------------------------------------------------------------------------------------------ driver
 
 
-def ranker_names() -> list[str]:
-    """Every ranker evaluated: baselines, divergence sets, labels alone, the grid, learned."""
-    return [*BASELINES, *(f"rank:{m}" for m in MEASURE_SETS), "labels", *grid_names(), "learned", "learned:logo"]
-
-
 def saving_at_k(col: Collection, matrix: dict, policy: str, k: int = 3) -> Any:
     """End-to-end runtime saved per target by tuning ``policy``'s top ``k`` instead of every source.
 
@@ -410,64 +378,6 @@ def saving_at_k(col: Collection, matrix: dict, policy: str, k: int = 3) -> Any:
         top = top_k(closeness_for(col, group, policy), k)
         out[target] = runtime_saving(secs[policy][target] + extra, group["cost_seconds"].to_numpy(float), top)
     return pd.Series(out, name=f"saving@{k}")
-
-
-def analyse_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path, report_dir: str | Path) -> dict:
-    """Run every analysis of this module and write CSVs, the prior and ``trust.md`` to ``report_dir``."""
-    import pandas as pd
-
-    from hubselect.prior import build_prior, save_prior
-
-    report_dir = Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    col = load_collection(matrix, out_dir, groups_csv)
-    add_learned(col)
-    per_target = evaluate_rankers(col, ranker_names())
-    dev, test = summarise(per_target, col.dev), summarise(per_target, col.test)
-    choices = [*grid_names(), "learned", *(f"rank:{m}" for m in MEASURE_SETS), "labels"]
-    default = choose_default(dev, choices)
-    logo = default + ":logo" if default.startswith("combined:") else default
-    if logo != default:
-        extra = evaluate_rankers(col, [logo])
-        per_target = pd.concat([per_target, extra], ignore_index=True)
-        dev, test = summarise(per_target, col.dev), summarise(per_target, col.test)
-    rel = reliability(col.seed_pairs)
-    champions = champion_table(col, out_dir, default)
-    champ_dev, champ_test = champion_summary(champions, col.dev), champion_summary(champions, col.test)
-    champion = str(champ_dev["champion_regret"].idxmin())
-    saving = saving_at_k(col, matrix, default)
-    averaged = averaged_table(col, matrix, out_dir, default)
-    averaged.to_csv(report_dir / "averaged_model.csv", index=False, float_format="%.4f")
-    revisions = {r["source"]: r["source_revision"] for t in matrix["targets"] if t["scored"] for r in t["pairs"]}
-    prior = build_prior(col.truth, revisions, description=f"{len(col.truth['target'].unique())} targets of "
-                        f"{out_dir} ({matrix['settings'].get('seeds', 1)} seeds)")
-    save_prior(prior, report_dir / "transfer_prior.json")
-    _write_tables(report_dir, col, per_target, dev, test, rel, champions, saving)
-    result = {"default": default, "default_logo": logo, "champion": champion, "dev": dev, "test": test,
-              "reliability": rel, "champion_dev": champ_dev, "champion_test": champ_test, "saving": saving,
-              "col": col, "per_target": per_target, "averaged": averaged}
-    from hubselect.benchmark.trust_report import write_trust_report
-
-    write_trust_report(report_dir / "trust.md", result)
-    return result
-
-
-def _write_tables(report_dir: Path, col: Collection, per_target: Any, dev: Any, test: Any, rel: Any,
-                  champions: Any, saving: Any) -> None:
-    keep = ["target", "source", "seed", "accuracy", "macro_f1", "gain", "baseline_accuracy", "formulation",
-            "train_examples", "eval_n", *[c for c in col.seed_pairs.columns if c.startswith("d_")]]
-    seed_pairs = col.seed_pairs[keep].assign(target_group=col.seed_pairs["target"].map(col.groups),
-                                             source_group=col.seed_pairs["source"].map(col.groups))
-    seed_pairs.to_csv(report_dir / "pairs.csv", index=False, float_format="%.5g")
-    feats = ["target", "source", "accuracy", "accuracy_sd", "gain", "label_distance", "balance_distance",
-             "same_labels", "source_rows", "prior_loto", "prior_logo", "learned", "learned:logo"]
-    col.truth[feats].to_csv(report_dir / "truth_and_features.csv", index=False, float_format="%.5g")
-    per_target.to_csv(report_dir / "per_target_rankers.csv", index=False, float_format="%.4f")
-    dev.to_csv(report_dir / "summary_dev.csv", float_format="%.4f")
-    test.to_csv(report_dir / "summary_test.csv", float_format="%.4f")
-    rel.to_csv(report_dir / "reliability.csv", index=False, float_format="%.4f")
-    champions.to_csv(report_dir / "champions.csv", index=False, float_format="%.4f")
-    saving.rename_axis("target").to_csv(report_dir / "saving.csv", float_format="%.4f")
 
 
 def averaged_table(col: Collection, matrix: dict, out_dir: str | Path, policy: str, k: int = 3) -> Any:
