@@ -1,7 +1,7 @@
 """A local stand-in for the Hugging Face Hub, for tests that exercise the real Hub code path.
 
 It answers, over real HTTP on a loopback port, the calls that ``huggingface_hub`` and ``datasets``
-make to read public dataset repos (see ``/work/shared/notes/hub-stand-in.md``):
+make to read public dataset repos (see ``../shared/notes/hub-stand-in.md`` from the repository root):
 
 * ``GET /api/datasets`` -- search: repeatable ``filter=`` (every value must be one of the repo's
   tags), ``search=`` (case-insensitive substring of the id, every value must match), ``author=``,
@@ -17,20 +17,26 @@ make to read public dataset repos (see ``/work/shared/notes/hub-stand-in.md``):
 * ``HEAD``/``GET /datasets/{id}/resolve/{rev}/{path}`` with ``X-Repo-Commit``, ``ETag``,
   ``Content-Length``, ``Accept-Ranges``; a ``Range`` header gives ``206`` (``416`` when
   unsatisfiable).
+* ``HEAD``/``GET /spaces/{id}/resolve/{rev}/{path}`` -- a file of a Space repo (``repo.json`` with
+  ``"type": "space"``), as ``evaluate`` fetches a Hub metric script (``{name}.py``).
 * Errors carry the Hub's own ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``,
   ``EntryNotFound``, ``GatedRepo``) so ``huggingface_hub`` raises its own exception types.
+* Faults on demand (:meth:`HubStandIn.inject`): the next requests whose path matches a pattern get
+  a given HTTP status (``429`` with ``Retry-After``, ``503``...) or a reset connection, once each
+  or forever, before they are answered normally.
 
 Repos live in a folder laid out as ``ROOT/{owner}/{name}/repo.json`` plus one sub-folder per
 revision, ``ROOT/{owner}/{name}/revs/{label}/...`` holding that revision's files. ``repo.json``
-holds ``downloads``, ``gated`` (``false`` or ``"auto"``), ``refs`` (``{"main": label, "v1.0":
+holds ``downloads``, ``gated`` (``false`` or ``"auto"``), an optional ``type`` (``"dataset"``, the
+default, or ``"space"``), ``refs`` (``{"main": label, "v1.0":
 label}``) and an optional ``revision_order`` (oldest first, for ``lastModified``). Each
 revision's commit sha is a fake 40-hex digest of its files' paths and contents, so it is stable
 across runs and differs between revisions. A gated repo answers info and search, but every file
 call answers ``401`` ``GatedRepo`` (as the Hub does for an anonymous client).
 
-Every request is logged (:attr:`HubStandIn.log`): method, path, query, status, the ``Range``
-header and the body bytes actually written to the socket, so a test can check what a client
-downloaded (:meth:`HubStandIn.bytes_served`).
+Every request is logged (:attr:`HubStandIn.log`): method, path, query, status (0 for a reset),
+the ``Range`` header, the body bytes actually written to the socket and the time it arrived, so a
+test can check what a client downloaded (:meth:`HubStandIn.bytes_served`) and how long it waited.
 
 :func:`build_fixture_repos` writes the repos the tests use, with ``datasets`` so that parquet files
 keep their ``ClassLabel`` schema.
@@ -41,13 +47,16 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import shutil
+import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import yaml
@@ -93,6 +102,7 @@ class Repo:
     gated: Any
     refs: dict[str, str]
     revisions: dict[str, Revision] = field(default_factory=dict)
+    repo_type: str = "dataset"
 
     def resolve(self, rev: str) -> Revision | None:
         """Return the revision a branch, tag or full sha names, or ``None``."""
@@ -162,7 +172,7 @@ def load_repos(root: Path) -> dict[str, Repo]:
         by_label = {r.label: r.sha for r in revisions.values()}
         refs = {name: by_label[label] for name, label in meta["refs"].items()}
         repos[repo_id] = Repo(repo_id, int(meta.get("downloads", 0)), meta.get("gated", False),
-                              refs, revisions)
+                              refs, revisions, meta.get("type", "dataset"))
     return repos
 
 
@@ -181,6 +191,20 @@ class LoggedRequest:
     status: int
     range: str | None
     bytes_sent: int  # body bytes written to the socket (for a cut stream: what got written)
+    at: float = 0.0  # time.monotonic() when the request arrived
+
+
+RESET = "reset"
+"""A fault of :meth:`HubStandIn.inject`: close the connection with a TCP reset, answering nothing."""
+
+
+@dataclass
+class _Fault:
+    pattern: re.Pattern
+    method: str | None
+    answers: list[int | str]
+    retry_after: int | None
+    forever: bool
 
 
 class _HubError(Exception):
@@ -201,6 +225,8 @@ class HubStandIn:
     def __init__(self, root: str | Path, host: str = "127.0.0.1", port: int = 0):
         self.root = Path(root)
         self.repos: dict[str, Repo] = {}
+        self.spaces: dict[str, Repo] = {}
+        self.faults: list[_Fault] = []
         self.log: list[LoggedRequest] = []
         self.search_page_size: int | None = None  # results per /api/datasets page; None: no paging
         self._lock = threading.Lock()
@@ -218,7 +244,8 @@ class HubStandIn:
         """Re-read the repos folder (after building fixtures into it)."""
         repos = load_repos(self.root) if self.root.is_dir() else {}
         with self._lock:
-            self.repos = repos
+            self.repos = {k: r for k, r in repos.items() if r.repo_type == "dataset"}
+            self.spaces = {k: r for k, r in repos.items() if r.repo_type == "space"}
 
     def start(self) -> "HubStandIn":
         """Serve in a daemon thread; returns ``self``."""
@@ -250,6 +277,30 @@ class HubStandIn:
             repo.refs[ref] = sha
         return sha
 
+    def inject(self, pattern: str, answers: Sequence[int | str], *, method: str | None = None,
+               retry_after: int | None = None, forever: bool = False) -> None:
+        """Answer the next requests whose path matches ``pattern`` (a regex) with ``answers`` in turn.
+
+        Each answer is an HTTP status (an error body, ``Retry-After: retry_after`` when given) or
+        :data:`RESET`. After the last one, requests are answered normally again, unless ``forever``
+        (the last answer then repeats). ``method`` limits it to ``GET``, ``HEAD`` or ``POST``.
+        """
+        with self._lock:
+            self.faults.append(_Fault(re.compile(pattern), method, list(answers), retry_after, forever))
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def _take_fault(self, method: str, path: str) -> tuple[int | str, int | None] | None:
+        with self._lock:
+            for fault in self.faults:
+                if (fault.method in (None, method) and fault.answers
+                        and fault.pattern.search(path)):
+                    answer = fault.answers[0] if fault.forever and len(fault.answers) == 1 else fault.answers.pop(0)
+                    return answer, fault.retry_after
+        return None
+
     def clear_log(self) -> None:
         with self._lock:
             self.log.clear()
@@ -270,8 +321,8 @@ class HubStandIn:
 
     # -- API answers ----------------------------------------------------------------------
 
-    def _repo(self, repo_id: str) -> Repo:
-        repo = self.repos.get(repo_id)
+    def _repo(self, repo_id: str, repo_type: str = "dataset") -> Repo:
+        repo = (self.spaces if repo_type == "space" else self.repos).get(repo_id)
         if repo is None:
             raise _HubError(404, "RepoNotFound", "Repository not found")
         return repo
@@ -437,12 +488,17 @@ def _make_handler(hub: HubStandIn):
             return self._send(status, json.dumps(obj).encode())
 
         def _dispatch(self) -> None:
+            arrived = time.monotonic()
             split = urlsplit(self.path)
             raw_parts = [p for p in split.path.split("/") if p]
             query = parse_qs(split.query, keep_blank_values=True)
             status, sent = 500, 0
             try:
-                status, sent = self._route(raw_parts, query)
+                fault = hub._take_fault(self.command, unquote(split.path))
+                if fault is not None:
+                    status, sent = self._fault(*fault)
+                else:
+                    status, sent = self._route(raw_parts, query)
             except _HubError as err:
                 status = err.status
                 headers = {"X-Error-Message": err.message}
@@ -454,9 +510,21 @@ def _make_handler(hub: HubStandIn):
                 sent = self._send(500, json.dumps({"error": repr(err)}).encode())
             finally:
                 hub._record(LoggedRequest(self.command, unquote(split.path), query, status,
-                                          self.headers.get("Range"), sent))
+                                          self.headers.get("Range"), sent, arrived))
 
         do_GET = do_HEAD = do_POST = _dispatch
+
+        def _fault(self, answer: int | str, retry_after: int | None) -> tuple[int, int]:
+            if answer == RESET:  # SO_LINGER 0, and closed before any FIN: the client reads ECONNRESET
+                self._body()
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()  # the descriptor closes (RST) once rfile/wfile are closed too
+                self.close_connection = True
+                return 0, 0
+            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+            body = json.dumps({"error": f"injected fault: HTTP {answer}"}).encode()
+            self._body()
+            return int(answer), self._send(int(answer), body, headers)
 
         def _body(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
@@ -490,14 +558,14 @@ def _make_handler(hub: HubStandIn):
                 if verb == "refs" and not args:
                     return 200, self._json(hub.refs(repo_id))
                 raise _HubError(404, None, "Not found")
-            if parts[:1] == ["datasets"] and len(parts) >= 6 and parts[3] == "resolve":
+            if parts[:1] in (["datasets"], ["spaces"]) and len(parts) >= 6 and parts[3] == "resolve":
                 repo_id = f"{unquote(parts[1])}/{unquote(parts[2])}"
-                return self._resolve(repo_id, unquote(parts[4]),
-                                     "/".join(unquote(p) for p in parts[5:]))
+                return self._resolve(repo_id, unquote(parts[4]), "/".join(unquote(p) for p in parts[5:]),
+                                     "space" if parts[0] == "spaces" else "dataset")
             raise _HubError(404, None, "Not found")
 
-        def _resolve(self, repo_id: str, rev: str, path: str) -> tuple[int, int]:
-            repo = hub._repo(repo_id)
+        def _resolve(self, repo_id: str, rev: str, path: str, repo_type: str) -> tuple[int, int]:
+            repo = hub._repo(repo_id, repo_type)
             revision = hub._revision(repo, rev)
             hub._files_allowed(repo)
             if path not in revision.files:
@@ -561,6 +629,28 @@ TOPICS = {
 }
 
 
+MARKER_METRIC = '''\
+import os
+from pathlib import Path
+
+import datasets
+import evaluate
+
+if os.environ.get("HUBSELECT_TEST_MARKER"):  # proof that this code ran
+    Path(os.environ["HUBSELECT_TEST_MARKER"]).write_text("imported")
+
+LABEL_IDS = datasets.Features({name: datasets.Value("int32") for name in ("predictions", "references")})
+
+
+class MarkerMetric(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(description="agreement", citation="", inputs_description="", features=LABEL_IDS)
+
+    def _compute(self, predictions, references):
+        return {"agreement": sum(int(p == r) for p, r in zip(predictions, references)) / len(predictions)}
+'''
+
+
 def _card(body: str, **meta: Any) -> str:
     return "---\n" + yaml.safe_dump(meta, sort_keys=False) + "---\n\n" + body + "\n"
 
@@ -571,7 +661,7 @@ def _split_configs(splits: list[str], pattern: str = "data/{split}.parquet") -> 
 
 
 def _write_repo(root: Path, repo_id: str, revisions: dict[str, dict[str, Any]],
-                refs: dict[str, str], downloads: int, gated: Any = False) -> None:
+                refs: dict[str, str], downloads: int, gated: Any = False, repo_type: str = "dataset") -> None:
     """Write a repo: ``revisions`` maps label -> {path: bytes | str | datasets.Dataset}."""
     repo_dir = root / repo_id
     if repo_dir.exists():
@@ -589,7 +679,7 @@ def _write_repo(root: Path, repo_id: str, revisions: dict[str, dict[str, Any]],
                 dataset.to_parquet(str(target), batch_size=batch)
     (repo_dir / "repo.json").write_text(json.dumps({
         "downloads": downloads, "gated": gated, "refs": refs,
-        "revision_order": list(revisions),
+        "revision_order": list(revisions), "type": repo_type,
     }, indent=1))
 
 
@@ -612,6 +702,8 @@ def build_fixture_repos(root: str | Path) -> dict[str, str]:
     * ``acme/big-reviews`` (1500): 5000 rows of ~2 KB of text (a ~10 MB parquet file) written in
       row groups of 100 rows, to show that streaming a few rows reads a part of the file.
     * ``acme/gated-sentiment`` (50): gated; file calls answer 401 ``GatedRepo``.
+    * Space ``acme/marker-metric``: an ``evaluate`` metric script (``marker-metric.py``) whose import
+      writes the file named by ``$HUBSELECT_TEST_MARKER``, so a test sees whether it ever ran.
     """
     import datasets
 
@@ -729,6 +821,10 @@ def _build_fixture_repos(root: Path) -> dict[str, str]:
         "data/train.parquet": sentiment_rows(10),
     }}, refs={"main": "r1"}, downloads=50, gated="auto")
     repos["acme/gated-sentiment"] = "gated"
+
+    _write_repo(root, "acme/marker-metric", {"r1": {"marker-metric.py": MARKER_METRIC}},
+                refs={"main": "r1"}, downloads=0, repo_type="space")
+    repos["acme/marker-metric"] = "Space: an evaluate metric whose import writes $HUBSELECT_TEST_MARKER"
 
     return repos
 
