@@ -20,6 +20,12 @@ Findings that shaped this module (huggingface_hub 2.4.0, datasets 5.2.0):
   read-ahead blocks for parquet repos, so a few rows cost about one row group plus 1 MiB.
 * datasets 4+ no longer runs loading scripts at all (``trust_remote_code`` is ignored) and
   refuses every repo with ``{name}.py`` at its root, even one that also has data files.
+* ``huggingface_hub`` retries some requests (search pages, the ``HEAD`` of a file, some ranged
+  reads), logging a warning each time, but not ``dataset_info``, the tree or a file's ``GET``: a
+  429 or 503 there failed the job at once. Every call here first installs
+  :func:`~hubselect.hub.retry.install_hub_retries`, so each request (info, tree, resolve,
+  paths-info, search, the ranged reads of a stream) is retried with backoff for up to a minute,
+  then fails in one line that counts the tries (:func:`translate_hub_error`).
 * Offline (``HF_HUB_OFFLINE=1``): :func:`pin_revision` answers from the pins file and the cached
   info without a network call. ``datasets`` can reload a split offline only if it was loaded
   once with ``streaming=False`` (streaming caches nothing), and it then ignores ``revision``
@@ -40,6 +46,8 @@ from typing import Any
 
 from hubselect.cache import atomic_write_json, cache_dir, content_key
 from hubselect.errors import HubselectError, TaskRejected
+from hubselect.hub.refs import check_hub_id
+from hubselect.hub.retry import RetriesExhausted, install_hub_retries, no_retries, plural
 
 PROBE_TIMEOUT_S = 5.0
 """Seconds the reachability probe (one HEAD before a search or a load) waits for an answer."""
@@ -232,6 +240,9 @@ def _network_error(chain: list[BaseException], name: str, endpoint: str) -> Hubs
     """The Hub unreachable (the root transport error), or any other HTTP answer."""
     from huggingface_hub.errors import HfHubHTTPError
 
+    exhausted = _first(chain, RetriesExhausted)
+    if exhausted is not None:
+        return _gave_up(exhausted, name, endpoint)
     transport_types = _transport_errors()
     transports = [e for e in chain if isinstance(e, transport_types)]
     if transports:
@@ -244,6 +255,16 @@ def _network_error(chain: list[BaseException], name: str, endpoint: str) -> Hubs
             "local folder/file path"
         )
     return None
+
+
+def _gave_up(exhausted: RetriesExhausted, name: str, endpoint: str) -> HubselectError:
+    """Every retry of a transient failure failed: the last answer, the try count and the time."""
+    answer = (f"answered {exhausted.reason}" if exhausted.reason.startswith("HTTP")
+              else exhausted.reason)
+    return HubselectError(
+        f"the Hub at {endpoint} {answer} for {name}; gave up after {plural(exhausted.tries)} in "
+        f"{exhausted.seconds:.0f} s: retry later, or pass a local folder/file path"
+    )
 
 
 def _datasets_error(chain: list[BaseException], name: str, repo_id: str | None,
@@ -261,7 +282,7 @@ def _datasets_error(chain: list[BaseException], name: str, repo_id: str | None,
         if isinstance(e, ValueError) and ("Bad split" in text or "BuilderConfig" in text):
             return TaskRejected(f"{name}: {text[:240]}")
         if isinstance(e, RuntimeError) and "Dataset scripts are no longer supported" in text:
-            return TaskRejected(_script_message(repo_id, trust_remote_code=True))
+            return TaskRejected(_script_message(repo_id, ask_consent=False))
     return None
 
 
@@ -270,6 +291,8 @@ def hub_errors(repo_id: str | None = None, revision: str | None = None) -> Itera
     """Context manager: re-raise Hub failures inside it as one-line :class:`HubselectError`."""
     try:
         yield
+    except RetriesExhausted as exc:
+        raise translate_hub_error(exc, repo_id, revision) from exc
     except HubselectError:
         raise
     except Exception as exc:
@@ -289,9 +312,10 @@ def _offline_not_cached(repo_id: str | None, revision: str | None) -> HubselectE
     )
 
 
-def _script_message(repo_id: str | None, *, trust_remote_code: bool) -> str:
+def _script_message(repo_id: str | None, *, ask_consent: bool) -> str:
+    """Why a script-based repo is refused: no consent yet (``ask_consent``), or datasets cannot run it."""
     name = f"dataset '{repo_id}'" if repo_id else "the dataset"
-    if not trust_remote_code:
+    if ask_consent:
         return (
             f"{name} is script-based: its loading code would run on your machine; pass "
             "--trust-remote-code only if you trust it"
@@ -300,8 +324,9 @@ def _script_message(repo_id: str | None, *, trust_remote_code: bool) -> str:
 
     return (
         f"{name} is script-based, and datasets {datasets.__version__} no longer runs loading "
-        "scripts, even with --trust-remote-code: use a copy of its data as a local folder/file "
-        "path"
+        "scripts at all, even with --trust-remote-code: use a repo that holds data files (the "
+        "Hub's Parquet conversion, owner/name@refs/convert/parquet, where it made one), or a "
+        "copy of its data as a local folder/file path"
     )
 
 
@@ -314,8 +339,10 @@ def _probe_endpoint() -> None:
     """Send one HEAD to the endpoint; raise the unreachable error if nothing answers quickly."""
     from huggingface_hub.utils import get_session
 
+    install_hub_retries()
     try:
-        get_session().head(hub_endpoint(), timeout=PROBE_TIMEOUT_S)
+        with no_retries():  # any answer at all shows the host is up
+            get_session().head(hub_endpoint(), timeout=PROBE_TIMEOUT_S)
     except Exception as exc:
         mapped = translate_hub_error(exc)
         if mapped is None:
@@ -432,6 +459,7 @@ def _fetch_info(repo_id: str, revision: str | None) -> HubDatasetInfo:
     """Ask the Hub for ``repo_id`` at ``revision`` (None: main); cache it by its sha."""
     from huggingface_hub import HfApi
 
+    install_hub_retries()
     with hub_errors(repo_id, revision):
         raw = HfApi().dataset_info(repo_id, revision=revision, timeout=HUB_TIMEOUT_S)
     if not raw.sha:
@@ -471,9 +499,10 @@ def pin_revision(repo_id: str, revision: str | None, *, pins_path: Path) -> HubD
         The repo's info at the pinned sha.
 
     Raises:
-        HubselectError: the repo or revision does not exist, the Hub is unreachable, or the
-            Hub is offline and the dataset has no pin.
+        HubselectError: an invalid repo id (checked before any call), the repo or revision
+            does not exist, the Hub is unreachable, or the Hub is offline and the dataset has no pin.
     """
+    check_hub_id(repo_id, f"dataset '{repo_id}'", "'owner/name'")
     pins_path = Path(pins_path)
     pins = _read_pins(pins_path)
     if revision is None and repo_id in pins:
@@ -556,7 +585,9 @@ def hub_split_names(info: HubDatasetInfo, *, config: str | None = None) -> list[
     """Return the split names of ``info`` at its pinned sha, in the repo's order.
 
     Read from the card's ``configs:`` when it maps data files to splits (no network call);
-    otherwise ``datasets.get_dataset_split_names`` infers them from the file names.
+    otherwise ``datasets.get_dataset_split_names`` infers them from the file names. A
+    script-based repo is refused whatever the caller's consent: ``datasets`` cannot run its
+    script (callers ask for ``--trust-remote-code`` first, see :func:`~hubselect.hub.tasks.open_task`).
 
     Args:
         info: a pinned repo (from :func:`pin_revision`).
@@ -567,7 +598,7 @@ def hub_split_names(info: HubDatasetInfo, *, config: str | None = None) -> list[
         HubselectError: the Hub cannot be reached.
     """
     if info.script_based:
-        raise TaskRejected(_script_message(info.repo_id, trust_remote_code=False))
+        raise TaskRejected(_script_message(info.repo_id, ask_consent=False))
     entry = _card_config(info, config)
     if entry is not None:
         splits = _splits_of_config(entry)
@@ -622,7 +653,7 @@ def open_hub_split(
         HubselectError: the Hub cannot be reached, or the repo/revision is gone.
     """
     if info.script_based:
-        raise TaskRejected(_script_message(info.repo_id, trust_remote_code=trust_remote_code))
+        raise TaskRejected(_script_message(info.repo_id, ask_consent=not trust_remote_code))
     entry = _card_config(info, config)
     if entry is not None:
         splits = _splits_of_config(entry)

@@ -7,7 +7,9 @@ Grammar (one reference)::
     [hf:]<owner>/<name>[:<config>][@<revision>]   a Hugging Face Hub dataset
 
 A string is a local path when it exists on disk, starts with ``.``, ``/`` or ``~``, or ends with a
-data-file suffix; ``hf:`` forces the Hub reading.
+data-file suffix; ``hf:`` forces the Hub reading. A Hub id must also pass the Hub's own rules
+(``huggingface_hub.utils.validate_repo_id``: no ``..`` or ``--``, no leading or trailing ``.`` or
+``-``, no ``.git`` ending, at most 96 characters), checked here before any call.
 """
 
 from __future__ import annotations
@@ -80,4 +82,25 @@ def parse_ref(text: str) -> TaskRef:
             f"task '{text}' is neither an existing local path nor a Hub dataset id: "
             "check the path, or write 'owner/name[:config][@revision]'"
         )
+    check_hub_id(match["repo"], f"task '{text}'", "'owner/name[:config][@revision]'")
     return TaskRef("hub", match["repo"], match["config"], match["rev"])
+
+
+def check_hub_id(repo_id: str, what: str, form: str) -> None:
+    """Check ``repo_id`` as the Hub does (``huggingface_hub.utils.validate_repo_id``), with no call.
+
+    Args:
+        repo_id: ``owner/name``.
+        what: how the message names the input, e.g. ``task 'hf:acme/..'``.
+        form: the form to write instead, e.g. ``'owner/name'``.
+
+    Raises:
+        HubselectError: one line with the Hub's reason and the fix.
+    """
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        reason = str(err).replace(f": '{repo_id}'", "").rstrip(". ")
+        raise HubselectError(f"{what} is not a valid Hub id ({reason}): write {form}") from None
