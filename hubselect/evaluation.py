@@ -3,7 +3,9 @@
 Accuracy and macro-F1 over the target's labels come from the ``evaluate`` metric modules shipped
 in :mod:`hubselect.metric_modules`, loaded by local path, so they need no Hub; the per-class
 report (precision, recall, F1, support) comes from scikit-learn. Further ``evaluate`` metrics can
-be named (:func:`resolve_metrics`): shipped ones load locally, others from the Hub. Both
+be named (:func:`resolve_metrics`): shipped ones load locally; any other is a Python script on the
+Hub that would run here, so it loads only with ``trust_remote_code`` (``--trust-remote-code
+true``), and is refused before any network call otherwise. Both
 formulations are handled: a description model compares text embeddings with the target's label
 descriptions; a head model uses its classification head, aligned to the target's labels.
 """
@@ -102,18 +104,21 @@ _METRIC_NAME = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_EVALUATE_OFFLINE")
 
 
-def resolve_metrics(text: str | Sequence[str] | None) -> tuple[str, ...]:
+def resolve_metrics(text: str | Sequence[str] | None, *, trust_remote_code: bool = False) -> tuple[str, ...]:
     """Parse metric names such as ``"accuracy,f1"`` and check that each one can be loaded.
 
     Shipped metrics (:data:`SHIPPED_METRICS`) are checked by name alone. Any other name is an
-    ``evaluate`` metric on the Hub (``bleu`` for ``evaluate-metric/bleu``, or ``owner/name``): it
-    is loaded now, so that a command fails before any work when the Hub cannot give it.
+    ``evaluate`` metric on the Hub (``bleu`` for ``evaluate-metric/bleu``, or ``owner/name``), a
+    script that runs on this machine: without ``trust_remote_code`` it is refused here, before
+    any network call; with it, it is loaded now, so that a command fails before any work when the
+    Hub cannot give it.
 
     Returns:
         The names, stripped, in order, without repeats (empty for ``""`` or None).
 
     Raises:
-        HubselectError: a malformed name, or a metric neither shipped nor loadable from the Hub.
+        HubselectError: a malformed name, a Hub metric without ``trust_remote_code``, or a metric
+            neither shipped nor loadable from the Hub.
     """
     items = text.split(",") if isinstance(text, str) else list(text or ())
     names = tuple(dict.fromkeys(str(n).strip() for n in items if str(n).strip()))
@@ -121,37 +126,56 @@ def resolve_metrics(text: str | Sequence[str] | None) -> tuple[str, ...]:
         if not _METRIC_NAME.fullmatch(name):
             raise HubselectError(f"metric name '{name}' is malformed: give evaluate metric names "
                                  f"separated by commas, e.g. {','.join(SHIPPED_METRICS)}")
+        _check_consent(name, trust_remote_code)
+    for name in names:
         if name not in SHIPPED_METRICS:
             _metric_class(name, str(_modules_root()))
     return names
 
 
-def load_metric(name: str) -> Any:
+def _check_consent(name: str, trust_remote_code: bool) -> None:
+    """Refuse a Hub metric (its script would run here) unless the user trusts remote code."""
+    if name in SHIPPED_METRICS:
+        return
+    if not trust_remote_code:
+        raise HubselectError(f"metric '{name}' is not shipped with hubselect: it is a script on the Hub that "
+                             "would run on your machine; pass --trust-remote-code true only if you trust it, "
+                             f"or use one of {', '.join(SHIPPED_METRICS)}")
+    if "/" in name:
+        from hubselect.hub.refs import check_hub_id
+
+        check_hub_id(name, f"metric '{name}'", "'owner/name'")
+
+
+def load_metric(name: str, *, trust_remote_code: bool = False) -> Any:
     """A fresh in-memory :class:`evaluate.EvaluationModule` for the metric ``name``.
 
     Shipped metrics load from their folder in this package (``evaluate``'s local-path loading),
-    others from the Hub, or, offline, from the copy an earlier load left in hubselect's cache.
-    ``evaluate`` copies each module into ``<cache>/evaluate/modules`` and gives it a scratch
-    folder in ``<cache>/evaluate/data``; nothing goes to ``~/.cache/huggingface``.
+    others (only with ``trust_remote_code``) from the Hub, or, offline, from the copy an earlier
+    load left in hubselect's cache. ``evaluate`` copies each module into
+    ``<cache>/evaluate/modules`` and gives it a scratch folder in ``<cache>/evaluate/data``;
+    nothing goes to ``~/.cache/huggingface``.
 
     Raises:
-        HubselectError: a metric neither shipped nor loadable from the Hub.
+        HubselectError: a Hub metric without ``trust_remote_code``, or a metric neither shipped
+            nor loadable from the Hub.
     """
+    _check_consent(name, trust_remote_code)
     root = _modules_root()
     cls, key = _metric_class(name, str(root))
     return cls(keep_in_memory=True, cache_dir=str(root.parent / "data"), hash=key)
 
 
 def compute_metrics(names: Sequence[str], gold: Sequence[str], predicted: Sequence[str],
-                    label_names: Sequence[str]) -> dict[str, float]:
+                    label_names: Sequence[str], *, trust_remote_code: bool = False) -> dict[str, float]:
     """Compute the ``evaluate`` metrics ``names`` on label names mapped to ids in ``label_names``.
 
     ``f1``, ``precision`` and ``recall`` are macro averages over all ``label_names`` with
     ``zero_division=0``. A metric returning one number is keyed by its name; one returning
-    several gives ``name.key`` for each number.
+    several gives ``name.key`` for each number. Hub metrics need ``trust_remote_code``.
 
     Raises:
-        HubselectError: a metric that cannot be loaded, or fails on label ids.
+        HubselectError: a metric that cannot be loaded (or is not trusted), or fails on label ids.
     """
     ids = {n: i for i, n in enumerate(label_names)}
     refs = [ids.setdefault(g, len(ids)) for g in gold]  # an unknown label gets an id of its own
@@ -160,7 +184,7 @@ def compute_metrics(names: Sequence[str], gold: Sequence[str], predicted: Sequen
     for name in names:
         kwargs = ({"average": "macro", "labels": list(range(len(label_names))), "zero_division": 0}
                   if name in _AVERAGED else {})
-        metric = load_metric(name)
+        metric = load_metric(name, trust_remote_code=trust_remote_code)
         try:
             result = metric.compute(predictions=preds, references=refs, **kwargs)
         except Exception as err:  # a Hub metric may want other inputs
@@ -255,6 +279,7 @@ def evaluate(
     progress: bool = False,
     metrics: str | Sequence[str] = (),
     name: str = "",
+    trust_remote_code: bool = False,
 ) -> EvalResult:
     """Predict the target's labels for ``texts`` zero-shot and score them against ``labels``.
 
@@ -275,6 +300,7 @@ def evaluate(
             ``extra_metrics`` (``to_dict()["metrics"]``); see :func:`resolve_metrics`.
         name: What the progress bar and the log call the model (e.g. its source); default its
             folder's name.
+        trust_remote_code: allow ``metrics`` from the Hub (their scripts run here).
 
     Raises:
         HubselectError: no texts, a text/label count mismatch, unknown gold labels, missing
@@ -289,33 +315,34 @@ def evaluate(
         raise HubselectError(f"the target has {len(texts)} texts but {len(labels)} labels: "
                              "give one gold label per text")
     _gold_names(labels, names)  # unknown gold labels fail before the model is loaded
-    metrics = resolve_metrics(metrics)  # and so does a metric the Hub cannot give
+    metrics = resolve_metrics(metrics, trust_remote_code=trust_remote_code)  # and an untrusted or missing one
     path = _model_path(model)
     classifier = load_classifier(path, names, descriptions=descriptions, mapping=mapping,
                                  device=device, max_length=max_length)
     name = name or os.path.basename(path)
     with progress_bar(f"evaluating {name}", len(texts), quiet=not progress) as advance:
         result, _ = score_texts(classifier, texts, labels, batch_size=batch_size, progress=advance,
-                                metrics=metrics)
+                                metrics=metrics, trust_remote_code=trust_remote_code)
     logger.info("%s on %d target texts: accuracy %.4f, macro-F1 %.4f", name, len(texts), result.accuracy,
                 result.macro_f1)
     return replace(result, model=path)
 
 
 def score_texts(classifier: Any, texts: Sequence[str], labels: Sequence[str | int], *,
-                batch_size: int = 64, progress: Any = None,
-                metrics: str | Sequence[str] = ()) -> tuple[EvalResult, np.ndarray]:
+                batch_size: int = 64, progress: Any = None, metrics: str | Sequence[str] = (),
+                trust_remote_code: bool = False) -> tuple[EvalResult, np.ndarray]:
     """Score ``texts`` with a loaded classifier; return the result and the raw scores.
 
     The scores (texts x the classifier's labels) let label-free statistics (confidence,
     entropy, agreement between models) be computed later without running the model again.
     ``progress`` is an optional ``advance(n)`` called after each batch. ``model`` of the result
     is empty (the classifier does not know its folder). ``metrics`` names further ``evaluate``
-    metrics for the result's ``extra_metrics`` (see :func:`resolve_metrics`).
+    metrics for the result's ``extra_metrics`` (see :func:`resolve_metrics`; Hub ones only with
+    ``trust_remote_code``).
     """
     names = list(classifier.label_names)
     gold = _gold_names(labels, names)
-    metrics = resolve_metrics(metrics)
+    metrics = resolve_metrics(metrics, trust_remote_code=trust_remote_code)
     started = time.perf_counter()
     scores = classifier.scores([str(t) for t in texts], batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - started
@@ -324,7 +351,8 @@ def score_texts(classifier: Any, texts: Sequence[str], labels: Sequence[str | in
     result = EvalResult(accuracy=accuracy, macro_f1=macro_f1, per_class=per_class, n=len(texts),
                         seconds=seconds, examples_per_second=len(texts) / seconds if seconds > 0 else 0.0,
                         formulation=classifier.formulation, model="", predictions=predicted,
-                        extra_metrics=compute_metrics(metrics, gold, predicted, names))
+                        extra_metrics=compute_metrics(metrics, gold, predicted, names,
+                                                      trust_remote_code=trust_remote_code))
     return result, scores
 
 
@@ -342,7 +370,8 @@ def evaluate_baseline(
     Args:
         model: Model name, folder or Hub id (resolved with :func:`resolve_model`).
         revision: Its revision.
-        **kwargs: Passed to :func:`evaluate` (descriptions, batch_size, max_length, metrics...).
+        **kwargs: Passed to :func:`evaluate` (descriptions, batch_size, max_length, metrics,
+            trust_remote_code...).
     """
     resolved = resolve_model(model, revision)
     kwargs.setdefault("name", f"untuned {resolved.name}")

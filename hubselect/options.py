@@ -60,6 +60,9 @@ class Option:
             group.add_argument(self.flag, type=self.kind, default=self.default, metavar=metavar, help=self.help)
 
 
+TRUST_HELP = "allow code from the Hub to run here: script-based datasets and Hub --metrics (off by default)"
+
+
 def fetch_options() -> list[Option]:
     from hubselect.hub.catalog import FetchConfig
     from hubselect.hub.columns import ColumnMapping
@@ -83,8 +86,7 @@ def fetch_options() -> list[Option]:
                "separate with ';')", repeat=True),
         Option("--language", f("language"), "Hub search: language filter (e.g. en)"),
         Option("--limit", f("limit"), "Hub search: most-downloaded N datasets", int),
-        Option("--trust-remote-code", f("trust_remote_code"),
-               "allow script-based Hub datasets (runs their code; off by default)", bool),
+        Option("--trust-remote-code", f("trust_remote_code"), TRUST_HELP, bool),
     ]
 
 
@@ -148,7 +150,8 @@ def transfer_options() -> list[Option]:
         Option("--registered-model-name", c("registered_model_name"), "registry name (empty: hubselect-<target>)"),
         Option("--require-eval", c("require_eval"), "fail when the target has no labelled evaluation split", bool),
         Option("--metrics", "", "further evaluate metrics besides accuracy and macro-F1, e.g. f1,precision "
-               "(shipped: accuracy, f1; others need the Hub once)"),
+               "(shipped: accuracy, f1; others are Hub scripts: need --trust-remote-code true and the Hub once)"),
+        Option("--trust-remote-code", c("trust_remote_code"), TRUST_HELP, bool),
     ]
 
 
@@ -329,7 +332,8 @@ def transfer_config(a: argparse.Namespace):
     from hubselect.evaluation import resolve_metrics
 
     return TransferConfig(ft, parse_label_map(a.label_map), a.label_template, a.champion,
-                          a.registered_model_name, a.require_eval, resolve_metrics(a.metrics))
+                          a.registered_model_name, a.require_eval,
+                          resolve_metrics(a.metrics, trust_remote_code=a.trust_remote_code), a.trust_remote_code)
 
 
 def benchmark_config(a: argparse.Namespace):

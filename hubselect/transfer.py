@@ -40,6 +40,8 @@ class TransferConfig:
         require_eval: Fail when the target has no labelled evaluation split.
         metrics: Further ``evaluate`` metrics computed on the target besides accuracy and
             macro-F1 (see :func:`hubselect.evaluation.resolve_metrics`).
+        trust_remote_code: Allow ``metrics`` that are scripts on the Hub (they run here); off by
+            default, so only the shipped ones load.
     """
 
     finetune: Any
@@ -49,6 +51,7 @@ class TransferConfig:
     registered_model_name: str = ""
     require_eval: bool = False
     metrics: tuple[str, ...] = ()
+    trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         if self.champion not in CHAMPION_POLICIES:
@@ -225,10 +228,11 @@ def _evaluate_one(record: dict | None, shared: _EvalShared) -> tuple[dict, bool,
         result, hit = _evaluation_cached(("baseline", base.name, base.revision, *s.digest), lambda: evaluate_baseline(
             s.texts, s.labels, s.names, model=cfg.finetune.model, revision=cfg.finetune.model_revision,
             descriptions=cfg.descriptions, max_length=cfg.finetune.max_length, progress=s.progress,
-            metrics=cfg.metrics))
+            metrics=cfg.metrics, trust_remote_code=cfg.trust_remote_code))
         return result, hit, None
     result, hit = _evaluation_cached(("pair", record["key"], *s.digest), lambda: evaluate(
         load_tuned(record["path"]), s.texts, s.labels, s.names, descriptions=cfg.descriptions, mapping=cfg.mapping,
-        max_length=cfg.finetune.max_length, progress=s.progress, metrics=cfg.metrics, name=record["source"]))
+        max_length=cfg.finetune.max_length, progress=s.progress, metrics=cfg.metrics, name=record["source"],
+        trust_remote_code=cfg.trust_remote_code))
     run_id = s.on_pair(record, result, s.target, started) if s.on_pair is not None else None
     return result, hit, run_id
