@@ -33,6 +33,7 @@ CLOSED_PORT = "http://127.0.0.1:9"
 _CHILD = textwrap.dedent("""
     import json, socket, sys
     tried, allowed, connect = [], sys.argv[2], socket.socket.connect
+    trust = sys.argv[3] == "trust"  # --trust-remote-code: Hub metrics may load
     def _refuse(self, address, *args):
         tried.append(repr(address))
         if repr(address) != allowed:
@@ -45,10 +46,10 @@ _CHILD = textwrap.dedent("""
     for metrics in json.loads(sys.argv[1]):
         out, before = {}, len(tried)
         try:
-            names = resolve_metrics(metrics)
+            names = resolve_metrics(metrics, trust_remote_code=trust)
             gold, pred = ["a", "a", "a", "b", "b", "c"], ["a", "a", "b", "b", "c", "c"]
             out["classification"] = list(classification_metrics(gold, pred, ["a", "b", "c"])[:2])
-            out["metrics"] = compute_metrics(names, gold, pred, ["a", "b", "c"])
+            out["metrics"] = compute_metrics(names, gold, pred, ["a", "b", "c"], trust_remote_code=trust)
         except HubselectError as err:
             out["error"] = str(err)
         out["tried"] = tried[before:]
@@ -57,13 +58,15 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def _run_child(metrics: list[str], tmp_path: Path, allowed: str = "", **env: str) -> list[dict]:
+def _run_child(metrics: list[str], tmp_path: Path, allowed: str = "", trust: bool = True, **env: str) -> list[dict]:
     """Run :data:`_CHILD` with a fresh HF home and hubselect cache under ``tmp_path``; the child
-    may connect only to ``allowed`` (the repr of an address tuple)."""
+    may connect only to ``allowed`` (the repr of an address tuple), and loads Hub metrics only
+    with ``trust`` (``--trust-remote-code``; refusing them is tested in test_reliability_hub.py)."""
     full = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE"))}
     full.update(HF_HOME=str(tmp_path / "hf-home"), HUBSELECT_CACHE_DIR=str(tmp_path / "cache"),
                 HF_UPDATE_DOWNLOAD_COUNTS="0", **env)
-    done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(metrics), allowed], env=full,
+    done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(metrics), allowed,
+                           "trust" if trust else "no"], env=full,
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
