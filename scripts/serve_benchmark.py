@@ -2,15 +2,14 @@
 
 For each formulation (``description``: the bundled all-MiniLM-L6-v2 as the untuned baseline;
 ``head``: the same encoder with a classification head tuned briefly on FDU-MTL books), the model
-is logged with :func:`hubselect.tracking.models.log_model` to a fresh SQLite MLflow store in a
-temporary folder, and the same ``--rows`` FDU-MTL reviews are classified four ways:
+is logged with :func:`hubselect.tracking.models.log_model` (both from code, through
+``hubselect/tracking/served_model.py``) to a fresh SQLite MLflow store in a temporary folder, and
+the same ``--rows`` FDU-MTL reviews are classified three ways:
 
 - ``encoder``: hubselect's classifier on the model folder (the encoder's rate, the ceiling);
 - ``pyfunc``: ``mlflow.pyfunc.load_model(uri).predict(texts)`` (loading not timed);
 - ``served``: one ``{"inputs": [...]}`` request of all the rows to ``mlflow models serve`` (one
-  worker, ``--env-manager local``, the request timeout raised to ``--timeout`` so it completes);
-- ``batch 1`` (head only): the logged transformers pipeline called one text at a time, as MLflow
-  ran it before the head was logged with a batch size (on at most ``--batch1-rows`` rows).
+  worker, ``--env-manager local``, the request timeout raised to ``--timeout`` so it completes).
 
 From the served rate it derives the rows one request can hold within MLflow's default 60 s limit
 (``MLFLOW_SCORING_SERVER_REQUEST_TIMEOUT``). This is a benchmark, not a test: it asserts nothing.
@@ -55,8 +54,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=0, help="torch threads in this process (default: torch's)")
     parser.add_argument("--timeout", type=int, default=3600,
                         help="request timeout of the benchmark's server, in s (default 3600)")
-    parser.add_argument("--batch1-rows", type=int, default=500,
-                        help="rows of the head's one-at-a-time measurement (default 500)")
     parser.add_argument("--output", type=Path, help="write every number to this JSON file")
     return parser.parse_args(argv)
 
@@ -163,9 +160,9 @@ def stop(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def measure(formulation: str, folder: str, uri: str, texts: list[str], args: argparse.Namespace,
+def measure(folder: str, uri: str, texts: list[str], args: argparse.Namespace,
             tmp: Path) -> dict[str, Any]:
-    """The four rates of one formulation (see the module docstring)."""
+    """The three rates of one formulation (see the module docstring)."""
     import mlflow
 
     from hubselect.zeroshot import load_classifier
@@ -177,11 +174,6 @@ def measure(formulation: str, folder: str, uri: str, texts: list[str], args: arg
     model = mlflow.pyfunc.load_model(uri)
     model.predict(texts[:64])
     out["pyfunc"] = timed(rows, lambda: len(model.predict(texts)))
-    if formulation == "head":
-        pipe = mlflow.transformers.load_model(uri)
-        few = texts[:args.batch1_rows]
-        out["batch 1"] = timed(len(few), lambda: len(pipe(few, batch_size=1, truncation=True,
-                                                          max_length=args.max_length)))
     proc, port = serve(uri, tmp, args.timeout)
     try:
         post(port, {"inputs": texts[:64]}, args.timeout)
@@ -232,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["HUBSELECT_CACHE_DIR"] = str(tmp / "cache")  # the head's tune: never a user's cache
         mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
         models = log_models(tmp, formulations, args.max_length)
-        results = {f: measure(f, *models[f], texts, args, tmp) for f in formulations}
+        results = {f: measure(*models[f], texts, args, tmp) for f in formulations}
     table = report(results, machine, args)
     print(table)
     if args.output:

@@ -3,16 +3,7 @@ champion, loading it back by alias, and serving it with ``mlflow models serve``.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from types import SimpleNamespace
 
 import pytest
@@ -20,6 +11,7 @@ import pytest
 from hubselect.modeling import resolve_model
 from hubselect.training import FinetuneConfig, finetune
 from hubselect.zeroshot import DescriptionClassifier, HeadClassifier, predict_labels
+from helpers import invoke, model_server
 from modelkit import NAMES, make_tiny_model, toy_data
 
 PROBES = ["great product , love it", "awful waste , it broke", "the item was perfect"]
@@ -127,6 +119,8 @@ def test_untuned_baseline_can_be_logged(store):
 
 def test_head_champion_predicts_target_label_names(store):
     import mlflow
+    import pandas as pd
+    from mlflow.exceptions import MlflowException
 
     from hubselect.tracking.models import register_champion
 
@@ -137,13 +131,18 @@ def test_head_champion_predicts_target_label_names(store):
     assert version == 1
     model = mlflow.pyfunc.load_model("models:/hubselect-toy-head@champion")
     out = model.predict(PROBES)
-    # the transformers flavour returns a frame: `label` holds the target's label names
-    assert list(out.columns) == ["label", "score"]
-    assert out["label"].tolist() == HeadClassifier(store.head.path, target,
-                                                   max_length=32).predict(PROBES)
+    # a frame of the target's label names and their probabilities, calibrated by the temperature
+    # fitted on the source's held-out slice, as evaluation predicts them from the tuned folder
+    assert list(out.columns) == ["label", "score"] and len(out) == len(PROBES)
+    assert store.head.temperature != 1.0  # so the scores below are the calibrated ones, not the raw softmax
+    labels, probs = predict_labels(HeadClassifier(store.head.path, target, max_length=32), PROBES)
+    assert out["label"].tolist() == labels
+    assert out["score"].tolist() == pytest.approx(probs.tolist(), abs=1e-5)
     assert out["label"].tolist()[:2] == ["POSITIVE", "NEGATIVE"]
-    flavor = mlflow.models.Model.load("models:/hubselect-toy-head@champion").flavors
-    assert flavor["transformers"]["task"] == "text-classification"
+    pd.testing.assert_frame_equal(model.predict(pd.DataFrame({"id": [1, 2, 3], "text": PROBES})), out)
+    # the same input check as the description model: a frame without the text column is refused
+    with pytest.raises(MlflowException, match="no column 'text'"):
+        model.predict(pd.DataFrame({"id": ["1"], "review": PROBES[:1]}))
 
 
 def test_second_registration_adds_a_version_and_moves_the_alias(store, caplog):
@@ -174,20 +173,6 @@ def test_second_registration_adds_a_version_and_moves_the_alias(store, caplog):
     assert client.get_registered_model(name).tags["hubselect.target"] == "toy-target"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _post(port: int, body: dict) -> dict:
-    request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations",
-                                     data=json.dumps(body).encode("utf-8"),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())
-
-
 @pytest.mark.parametrize("formulation", ["description", "head"])
 def test_serve_the_champion(store, formulation):
     from hubselect.tracking.models import register_champion
@@ -196,42 +181,13 @@ def test_serve_the_champion(store, formulation):
     target = ["Negative", "Positive"]
     register_champion(_log(store, getattr(store, formulation), target), name,
                       target="toy-target")
-    port = _free_port()
-    log = open(store.tmp / "serve.log", "w")  # noqa: SIM115 - closed below
-    env = dict(os.environ, MLFLOW_TRACKING_URI=store.uri, MLFLOW_MODELS_WORKERS="1",
-               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
-    # mlflow starts `uvicorn` from PATH: the interpreter's own bin folder, even if not activated
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/{name}@champion",
-         "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1", "--workers", "1"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if proc.poll() is not None:
-                pytest.fail("mlflow models serve exited: "
-                            + (store.tmp / "serve.log").read_text()[-2000:])
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2):
-                    break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if time.monotonic() > deadline:
-                    pytest.fail("the model server did not answer /ping within 120 s")
-                time.sleep(0.5)
-        answer = _post(port, {"inputs": ["great product , love it"]})["predictions"]
-        split = _post(port, {"dataframe_split": {"columns": ["text"],
-                                                 "data": [[t] for t in PROBES[:2]]}})
-        split = split["predictions"]
-        # both flavours answer label/score records, the score a calibrated probability
-        assert set(answer[0]) == {"label", "score"} and 0.5 < answer[0]["score"] <= 1.0
-        answer, split = [r["label"] for r in answer], [r["label"] for r in split]
-        assert answer == ["Positive"]
-        assert split == ["Positive", "Negative"]
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
+    with model_server(f"models:/{name}@champion", store.uri, store.tmp) as port:
+        status, answer = invoke(port, {"inputs": ["great product , love it"]})
+        assert status == 200, answer
+        status, split = invoke(port, {"dataframe_split": {"columns": ["text"], "data": [[t] for t in PROBES[:2]]}})
+        assert status == 200, split
+    answer, split = answer["predictions"], split["predictions"]
+    # both formulations answer label/score records, the score a calibrated probability
+    assert set(answer[0]) == {"label", "score"} and 0.5 < answer[0]["score"] <= 1.0
+    assert [r["label"] for r in answer] == ["Positive"]
+    assert [r["label"] for r in split] == ["Positive", "Negative"]

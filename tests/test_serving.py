@@ -2,27 +2,19 @@
 through ``mlflow models serve`` (a real server in a subprocess), on a real SQLite MLflow store and a
 tiny random BERT.
 
-The description model reads its text column by name (``text``, or the name it was logged with,
-recorded in its signature) and refuses, naming the fix, a frame without that column, a number or a
-null as a text, and an empty input. The head model (transformers flavour) truncates long texts."""
+Both formulations, a description model and a head model, are logged through the same served-model
+code: each reads its text column by name (``text``, or the name it was logged with, recorded in its
+signature) and refuses, naming the fix, a frame without that column, a number or a null as a text,
+and an empty input. The head model truncates long texts."""
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from types import SimpleNamespace
-from typing import Iterator
 
 import pytest
 
+from helpers import invoke, model_server
 from modelkit import NAMES, make_tiny_model, toy_data
 
 TEXTS = ["great product , love it", "awful waste , it broke", "the item was perfect"]
@@ -30,12 +22,14 @@ TEXTS = ["great product , love it", "awful waste , it broke", "the item was perf
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory):
-    """MLflow on SQLite in a temp folder and a tiny random BERT; logs a description model read from
-    ``text`` (the untuned encoder) and the same one logged as trained on a ``review`` column."""
+    """MLflow on SQLite in a temp folder and a tiny random BERT; logs, for each formulation, a model
+    read from ``text`` and the same one logged as trained on a ``review`` column (``store.logged``):
+    the untuned encoder (description) and a head tuned briefly on toy data (head)."""
     import mlflow
     import torch
 
     from hubselect.modeling import resolve_model
+    from hubselect.training import FinetuneConfig, finetune
 
     tmp = tmp_path_factory.mktemp("serving")
     uri = f"sqlite:///{tmp}/mlflow.db"
@@ -47,11 +41,22 @@ def store(tmp_path_factory: pytest.TempPathFactory):
         mlflow.set_tracking_uri(uri)
         experiment = mlflow.create_experiment("serving", artifact_location=(tmp / "artifacts").as_uri())
         found = SimpleNamespace(uri=uri, tmp=tmp, tiny=make_tiny_model(tmp / "tiny-bert"), experiment=experiment)
-        found.text = _logged(found, resolve_model(str(found.tiny)))
-        found.review = _logged(found, resolve_model(str(found.tiny)), text_column="review")
+        texts, labels = toy_data(16, 0)
+        head = finetune("toy", None, texts, labels, NAMES, FinetuneConfig(
+            model=str(found.tiny), epochs=1, batch_size=8, max_length=32, patience=0), formulation="head",
+            progress=False)
+        models = {"description": resolve_model(str(found.tiny)), "head": head}
+        found.logged = {kind: {column: _logged(found, model, text_column=column) for column in ("text", "review")}
+                        for kind, model in models.items()}
         yield found
     mlflow.set_tracking_uri(previous)
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module", params=["description", "head"])
+def formulation(request) -> str:
+    """Each test of a logged model runs on both formulations."""
+    return request.param
 
 
 def _logged(store, model, **kw) -> str:
@@ -83,10 +88,10 @@ def _refusal(model, data, **kw) -> str:
 # ------------------------------------------------------------------ in-process (pyfunc)
 
 
-def test_a_frame_without_the_text_column_is_refused_naming_the_column(store):
+def test_a_frame_without_the_text_column_is_refused_naming_the_column(store, formulation):
     import pandas as pd
 
-    model = _load(store.text)
+    model = _load(store.logged[formulation]["text"])
     for columns in (["id", "review"], ["title", "review"]):
         frame = pd.DataFrame({columns[0]: ["1", "2"], columns[1]: TEXTS[:2]})
         message = _refusal(model, frame)
@@ -94,10 +99,10 @@ def test_a_frame_without_the_text_column_is_refused_naming_the_column(store):
         assert '"text_column"' in message  # the fix: name the column, or say which one it is
 
 
-def test_the_text_column_is_read_by_name_wherever_it_is(store):
+def test_the_text_column_is_read_by_name_wherever_it_is(store, formulation):
     import pandas as pd
 
-    model = _load(store.text)
+    model = _load(store.logged[formulation]["text"])
     expected = model.predict(TEXTS)
     assert list(expected.columns) == ["label", "score"] and len(expected) == 3
     # not the first column: the ids must not be classified
@@ -107,10 +112,10 @@ def test_the_text_column_is_read_by_name_wherever_it_is(store):
     pd.testing.assert_frame_equal(other, expected)
 
 
-def test_the_trained_column_name_is_in_the_signature_and_is_read(store):
+def test_the_trained_column_name_is_in_the_signature_and_is_read(store, formulation):
     import pandas as pd
 
-    model = _load(store.review)
+    model = _load(store.logged[formulation]["review"])
     params = model.metadata.get_params_schema().to_dict()
     assert params == [{"name": "text_column", "type": "string", "default": "review", "shape": None}]
     expected = model.predict(TEXTS)
@@ -120,10 +125,10 @@ def test_the_trained_column_name_is_in_the_signature_and_is_read(store):
     assert "no column 'review' or 'text'" in message and "title, body" in message, message
 
 
-def test_numbers_and_nulls_are_refused_naming_the_rows(store):
+def test_numbers_and_nulls_are_refused_naming_the_rows(store, formulation):
     import pandas as pd
 
-    model = _load(store.text)
+    model = _load(store.logged[formulation]["text"])
     assert "row 0 is 42 (int)" in _refusal(model, [42])
     assert "row 0 is null" in _refusal(model, [None])
     message = _refusal(model, ["fine", None, 3.5, "also fine"])
@@ -134,87 +139,39 @@ def test_numbers_and_nulls_are_refused_naming_the_rows(store):
     assert "row 4 is 4 (int) and 3 more" in many, many
 
 
-def test_an_empty_input_is_refused(store):
+def test_an_empty_input_is_refused(store, formulation):
     import pandas as pd
 
-    model = _load(store.text)
+    model = _load(store.logged[formulation]["text"])
     for empty in ([], pd.DataFrame({"text": []})):
         assert _refusal(model, empty).startswith("the input has no rows: send at least one text")
 
 
-def test_the_description_model_is_logged_from_code_and_unpickles_nothing(store):
+def test_the_model_is_logged_from_code_and_unpickles_nothing(store, formulation):
     from mlflow.artifacts import download_artifacts
 
-    folder = download_artifacts(store.text)
-    flavor = _load(store.text).metadata.flavors["python_function"]
-    assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"
+    folder = download_artifacts(store.logged[formulation]["text"])
+    model = _load(store.logged[formulation]["text"])
+    assert set(model.metadata.flavors) == {"python_function"}
+    assert model.metadata.flavors["python_function"]["loader_module"] == "mlflow.pyfunc.loaders.code_model"
     assert os.path.exists(os.path.join(folder, "served_model.py"))
-    pickles = [name for _, _, files in os.walk(folder) for name in files if name.endswith((".pkl", ".pickle"))]
-    assert pickles == []
+    files = [name for _, _, names in os.walk(folder) for name in names]
+    assert [name for name in files if name.endswith((".pkl", ".pickle", ".bin", ".pt"))] == []
+    assert "model.safetensors" in files
 
 
 def test_the_head_model_truncates_a_long_text(store):
-    from hubselect.training import FinetuneConfig, finetune
-
-    texts, labels = toy_data(16, 0)
-    head = finetune("toy", None, texts, labels, NAMES, FinetuneConfig(
-        model=str(store.tiny), epochs=1, batch_size=8, max_length=32, patience=0), formulation="head", progress=False)
-    out = _load(_logged(store, head)).predict(["word " * 300, TEXTS[0]])  # over the tiny BERT's 64 positions
+    out = _load(store.logged["head"]["text"]).predict(["word " * 300, TEXTS[0]])  # over the tiny BERT's 64 positions
     assert list(out.columns) == ["label", "score"] and set(out["label"]) <= set(NAMES)
 
 
 # ------------------------------------------------------------------ served (mlflow models serve)
 
 
-@contextlib.contextmanager
-def _server(store, uri: str) -> Iterator[int]:
-    """``mlflow models serve`` of ``uri`` in a subprocess; yields its port once it answers /ping."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = dict(os.environ, MLFLOW_TRACKING_URI=store.uri,
-               PATH=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
-    with open(store.tmp / f"serve-{port}.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m", uri, "--env-manager",
-                                 "local", "-p", str(port), "-h", "127.0.0.1", "--workers", "1"],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 180
-            while _answer(port, None) is None:
-                assert proc.poll() is None, (store.tmp / f"serve-{port}.log").read_text()[-2000:]
-                assert time.monotonic() < deadline, "the model server did not answer /ping within 180 s"
-                time.sleep(0.5)
-            yield port
-        finally:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-
-
-def _answer(port: int, body: dict | None) -> tuple[int, dict] | None:
-    """``(status, JSON)`` of a POST of ``body`` to /invocations (of GET /ping when ``body`` is None);
-    None while the server does not listen yet."""
-    url = f"http://127.0.0.1:{port}/" + ("ping" if body is None else "invocations")
-    data = None if body is None else json.dumps(body).encode("utf-8")
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.loads(response.read()) if body is not None else {}
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-    except (urllib.error.URLError, ConnectionError, OSError):
-        if body is None:
-            return None
-        raise
-
-
 @pytest.fixture(scope="module")
-def served(store):
-    """The description model (read from ``text``) served by ``mlflow models serve``."""
-    with _server(store, store.text) as port:
+def served(store, formulation):
+    """The model of ``formulation`` (read from ``text``) served by ``mlflow models serve``."""
+    with model_server(store.logged[formulation]["text"], store.uri, store.tmp) as port:
         yield port
 
 
@@ -234,19 +191,19 @@ def _split(columns: list[str], rows: list[list]) -> dict:
     ({"inputs": []}, "the input has no rows"),
 ], ids=["id,review", "title,review", "[42]", "[null]", "[text,null]", "text=42", "records null", "[]"])
 def test_the_server_answers_400_naming_what_it_cannot_read(served, body, says):
-    status, answer = _answer(served, body)
+    status, answer = invoke(served, body)
     assert status == 400, answer
     assert answer["error_code"] == "INVALID_PARAMETER_VALUE" and says in answer["message"], answer
 
 
 @pytest.mark.slow
 def test_the_server_reads_the_text_column_by_name(served):
-    listed = _answer(served, {"inputs": TEXTS})
+    listed = invoke(served, {"inputs": TEXTS})
     assert listed[0] == 200 and [set(p) for p in listed[1]["predictions"]] == [{"label", "score"}] * 3
-    assert _answer(served, _split(["id", "text"], [[i, t] for i, t in enumerate(TEXTS)])) == listed
+    assert invoke(served, _split(["id", "text"], [[i, t] for i, t in enumerate(TEXTS)])) == listed
     named = {**_split(["id", "review"], [[i, t] for i, t in enumerate(TEXTS)]), "params": {"text_column": "review"}}
-    assert _answer(served, named) == listed
-    status, big = _answer(served, {"inputs": [TEXTS[i % 3] for i in range(300)]})  # several batches, in order
+    assert invoke(served, named) == listed
+    status, big = invoke(served, {"inputs": [TEXTS[i % 3] for i in range(300)]})  # several batches, in order
     assert status == 200 and len(big["predictions"]) == 300
     for got, want in zip(big["predictions"][:3], listed[1]["predictions"]):
         assert got["label"] == want["label"] and got["score"] == pytest.approx(want["score"], abs=1e-5)

@@ -1,26 +1,25 @@
 """Logging the tuned (or baseline) model to MLflow and registering the champion.
 
-Two ways a model is logged, by formulation:
+Both formulations are logged the same way: as an ``mlflow.pyfunc`` model *from code*. The code is
+:mod:`hubselect.tracking.served_model` (nothing is pickled), the ``hubselect`` package is logged with
+it (``code_paths``), so loading needs only the pinned requirements, and its ``model_config`` holds
+the target's label names, ``max_length`` and the batch size. The artifact, safetensors weights with
+their tokenizer and ``hubselect.json``, is by formulation:
 
-* **head**: the tuned head is exported with its rows in the target's label order and its
-  calibration temperature folded into the output layer (see
-  :func:`hubselect.zeroshot.export_head`), a stock text-classification model, and logged with
-  the ``mlflow.transformers`` flavour (``task="text-classification"``); its pipeline runs in
-  batches of :data:`BATCH_SIZE` and truncates each text to ``max_length`` tokens. MLflow's
-  transformers wrapper reads its input.
-* **description**: the bi-encoder is not a stock pipeline, so it is logged as an
-  ``mlflow.pyfunc`` model *from code*: the code is :mod:`hubselect.tracking.served_model` (nothing
-  is pickled), its artifact the saved safetensors model folder, its ``model_config`` the target's
-  label names, descriptions and calibrated cosine scale. The ``hubselect`` package is logged with
-  it (``code_paths``), so loading needs only the pinned requirements. It reads a list of texts or
-  the text column of a DataFrame by name, and refuses (HTTP 400 when served) what it cannot read:
-  see :mod:`hubselect.tracking.served_model`.
+* **head**: the tuned head exported with its rows in the target's label order and its calibration
+  temperature folded into the output layer (see :func:`hubselect.zeroshot.export_head`), a stock
+  text-classification model whose ``id2label`` are the target's labels;
+* **description**: the bi-encoder's folder as saved (its calibrated cosine scale read from its
+  ``hubselect.json``, see :func:`hubselect.model_folder.description_scale`); the target's label
+  descriptions are in the ``model_config``.
 
-Both answer the same way: pyfunc ``predict`` takes a list of texts (or a DataFrame with a
-``text`` column) and returns a pandas DataFrame with one row per text, ``label`` (the predicted
-target label name) and ``score`` (its calibrated probability, see
-:mod:`hubselect.model_folder`); ``mlflow models serve`` answers
-``{"predictions": [{"label": ..., "score": ...}, ...]}``.
+Both read and answer alike: pyfunc ``predict`` takes a list of texts or a DataFrame whose text
+column it reads by name (``text``, the name the model was logged with, or the ``text_column``
+param), refuses (HTTP 400 when served) what it cannot read, and returns a pandas DataFrame with
+one row per text, ``label`` (the predicted target label name) and ``score`` (its calibrated
+probability, see :mod:`hubselect.model_folder`); ``mlflow models serve`` answers
+``{"predictions": [{"label": ..., "score": ...}, ...]}``. See
+:mod:`hubselect.tracking.served_model`.
 
 Registration (:func:`register_champion`) adds a model version and moves the ``champion`` alias
 to it; a registered name is never overwritten.
@@ -49,13 +48,13 @@ REQUIREMENTS = ("mlflow", "torch", "transformers", "tokenizers", "safetensors", 
                 "pandas")
 _NAME_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-#: The description model's settings sit under this key of its ``model_config``: MLflow logs a
+#: A logged model's settings sit under this key of its ``model_config``: MLflow logs a
 #: model config as run params, and flat keys (``label_names``, ``max_length``) would collide
 #: with the step's own params of those names.
 CONFIG_KEY = "hubselect"
-#: The description model's code, logged with MLflow's models from code (nothing is pickled).
+#: The logged models' code, run by MLflow's models from code (nothing is pickled).
 SERVED_MODEL_CODE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "served_model.py")
-#: The text column a served description model reads by default, and the param of its signature that
+#: The text column a served model reads by default, and the param of its signature that
 #: names another one (read by :mod:`hubselect.tracking.served_model`).
 TEXT_COLUMN = "text"
 TEXT_PARAM = "text_column"
@@ -121,7 +120,7 @@ def log_model(
         max_length: Token limit per text at prediction time.
         input_example: A few example texts (default: one generic sentence).
         metadata: Extra entries for the MLmodel metadata (source, metrics...).
-        text_column: The name of the target's text column; a description model reads the column of
+        text_column: The name of the target's text column; the logged model reads the column of
             this name (or ``text``) from a DataFrame and records it in its signature (the default
             of its ``text_column`` param).
 
@@ -131,7 +130,7 @@ def log_model(
     Raises:
         HubselectError: a folder that is not a model, or labels that do not fit.
     """
-    from hubselect.model_folder import HEAD, folder_formulation, read_metadata
+    from hubselect.model_folder import HEAD, description_scale, folder_formulation, read_metadata, temperature_of
     from hubselect.modeling import CONFIG_FILE
     from hubselect.zeroshot import label_descriptions, require_label_names
 
@@ -145,28 +144,21 @@ def log_model(
     info_meta = {"hubselect.formulation": formulation, "hubselect.label_names": names,
                  "hubselect.source": (meta.get("source") or {}).get("name"),
                  "hubselect.base_model": (meta.get("model") or {}).get("name"),
+                 # the calibration, read from the folder again when the model loads (a record here)
+                 **({"hubselect.temperature": temperature_of(meta)} if formulation == HEAD
+                    else {"hubselect.scale": description_scale(meta)}),
                  **dict(metadata or {})}
+    config = {"label_names": names, "max_length": int(max_length), "batch_size": BATCH_SIZE}
+    column = str(text_column or TEXT_COLUMN)
     with tempfiles_in_scratch():  # MLflow's copies of the model: swept if this process is killed
         if formulation == HEAD:
-            return _log_head(path, names, mapping, int(max_length), name, example, info_meta)
-        descs = label_descriptions(names, descriptions)
-        info_meta["hubselect.descriptions"] = descs
-        config = {"label_names": names, "descriptions": descs, "max_length": int(max_length),
-                  "batch_size": BATCH_SIZE}
-        return _log_description(path, config, str(text_column or TEXT_COLUMN), name, example, info_meta)
+            return _log_head(path, config, mapping, column, name, example, info_meta)
+        config["descriptions"] = info_meta["hubselect.descriptions"] = label_descriptions(names, descriptions)
+        return _log_served(path, config, column, name, example, info_meta)
 
 
-def _label_score_signature(example: list[str], names: list[str]) -> Any:
-    """The head's signature: texts in, a ``label``/``score`` frame out."""
-    import pandas as pd
-    from mlflow.models import infer_signature
-
-    return infer_signature(example, pd.DataFrame({"label": [names[0]] * len(example),
-                                                  "score": [1.0] * len(example)}))
-
-
-def _description_signature(text_column: str) -> Any:
-    """The description model's signature: a ``label``/``score`` frame out, and the name of the text
+def _served_signature(text_column: str) -> Any:
+    """The logged model's signature: a ``label``/``score`` frame out, and the name of the text
     column as the default of the ``text_column`` param. There is no input schema: MLflow would cast
     a number or a null to a string before the model could refuse it, and a schema naming a column
     would refuse a plain list of texts; the model checks its input itself (see
@@ -178,54 +170,29 @@ def _description_signature(text_column: str) -> Any:
                           params=ParamSchema([ParamSpec(TEXT_PARAM, "string", text_column)]))
 
 
-def _log_head(path: str, names: list[str], mapping: Mapping[str, str] | None, max_length: int,
+def _log_head(path: str, config: dict[str, Any], mapping: Mapping[str, str] | None, text_column: str,
               name: str, example: list[str], info_meta: dict[str, Any]) -> Any:
-    """Log the exported head with the transformers flavour; its pipeline runs in batches of
-    :data:`BATCH_SIZE` and truncates each text to ``max_length`` tokens."""
-    import mlflow
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
+    """Log the head exported for the target (rows in its label order, temperature folded in)."""
     from hubselect.zeroshot import export_head
 
     with tempfile.TemporaryDirectory(prefix="hubselect-export-") as tmp:
-        exported = export_head(path, names, os.path.join(tmp, "model"), mapping)
-        tokenizer = AutoTokenizer.from_pretrained(exported)
-        head = AutoModelForSequenceClassification.from_pretrained(exported,
-                                                                  use_safetensors=True)
-        return mlflow.transformers.log_model(
-            transformers_model={"model": head, "tokenizer": tokenizer}, name=name,
-            task="text-classification", signature=_label_score_signature(example, names),
-            input_example=example, pip_requirements=pip_requirements(), metadata=info_meta,
-            model_config={"batch_size": BATCH_SIZE, "truncation": True, "max_length": max_length},
-            model_card=_model_card(names, info_meta))
+        exported = export_head(path, config["label_names"], os.path.join(tmp, "model"), mapping)
+        return _log_served(exported, config, text_column, name, example, info_meta)
 
 
-def _model_card(names: list[str], info_meta: Mapping[str, Any]) -> Any:
-    """A short model card, so MLflow does not look the exported folder up on the Hub."""
-    from huggingface_hub import ModelCard
-
-    return ModelCard(
-        "---\nlibrary_name: transformers\npipeline_tag: text-classification\n---\n"
-        "# hubselect zero-shot text classifier\n\n"
-        f"Labels (target): {', '.join(names)}. Fine-tuned on source "
-        f"'{info_meta.get('hubselect.source')}' from base model "
-        f"'{info_meta.get('hubselect.base_model')}' with a label-aligned classification head.\n")
-
-
-def _log_description(path: str, config: dict[str, Any], text_column: str, name: str, example: list[str],
-                     info_meta: dict[str, Any]) -> Any:
-    """Log the bi-encoder from code (:data:`SERVED_MODEL_CODE`); ``scale`` is the folder's calibrated one."""
+def _log_served(path: str, config: dict[str, Any], text_column: str, name: str, example: list[str],
+                info_meta: dict[str, Any]) -> Any:
+    """Log the model folder ``path`` from code (:data:`SERVED_MODEL_CODE`), with ``config`` as its
+    ``model_config``."""
     import mlflow
 
     import hubselect
-    from hubselect.model_folder import description_scale, read_metadata
 
-    config = {**config, "scale": description_scale(read_metadata(path))}
     return mlflow.pyfunc.log_model(
         name=name, python_model=SERVED_MODEL_CODE,
         artifacts={"model": path}, model_config={CONFIG_KEY: config},
         code_paths=[os.path.dirname(os.path.abspath(hubselect.__file__))],
-        signature=_description_signature(text_column), input_example=example,
+        signature=_served_signature(text_column), input_example=example,
         pip_requirements=pip_requirements(), metadata=info_meta)
 
 

@@ -1,12 +1,14 @@
-"""The served description model, logged with MLflow's *models from code*: no code is unpickled.
+"""The served model of both formulations, logged with MLflow's *models from code*: nothing is unpickled.
 
 :func:`hubselect.tracking.models.log_model` gives MLflow this file's path as the ``python_model``
-of a description (bi-encoder) model. MLflow copies the file into the logged model and runs it
-whenever the model is loaded (``mlflow.pyfunc.load_model``, ``mlflow models serve``); the last line
-hands MLflow the model object with :func:`mlflow.models.set_model`. The class is therefore defined
-by this code at load time, never unpickled. It imports :mod:`hubselect`, which is logged with the
-model (``code_paths``). Nothing else imports this module: it is MLflow's model file, which is
-why it imports mlflow at the top.
+of every model it logs: a description (bi-encoder) model, whose artifact is the saved encoder, and
+a head model, whose artifact is the exported head (rows in the target's label order, calibration
+temperature folded in, see :func:`hubselect.zeroshot.export_head`). MLflow copies the file into
+the logged model and runs it whenever the model is loaded (``mlflow.pyfunc.load_model``,
+``mlflow models serve``); the last line hands MLflow the model object with
+:func:`mlflow.models.set_model`. The class is therefore defined by this code at load time, never
+unpickled. It imports :mod:`hubselect`, which is logged with the model (``code_paths``). Nothing
+else imports this module: it is MLflow's model file, which is why it imports mlflow at the top.
 
 What it reads (:func:`input_texts`): one string per row, from
 
@@ -22,8 +24,11 @@ message names the expected column and the columns found), a row that is not a st
 null, a list: the message names the rows), and an input with no rows.
 
 What it answers: a DataFrame with one row per text, ``label`` (the target label name) and
-``score`` (its calibrated probability); the texts are encoded in length-sorted batches
-(``batch_size`` of the model config, 64 by default).
+``score`` (its calibrated probability); the artifact is loaded with
+:func:`hubselect.zeroshot.load_classifier` (a :class:`~hubselect.zeroshot.DescriptionClassifier` or
+a :class:`~hubselect.zeroshot.HeadClassifier`, as evaluation loads it), and the texts are
+classified in length-sorted batches (``batch_size`` of the model config, 64 by default), each cut at
+``max_length`` tokens.
 """
 
 from __future__ import annotations
@@ -141,22 +146,23 @@ def _type_hint_notice_off() -> Iterator[None]:
 
 
 with _type_hint_notice_off():
-    class HubselectDescriptionModel(PythonModel):
-        """Zero-shot bi-encoder: the target label whose description is closest to each text, with its
-        calibrated probability. Labels, descriptions, scale and max_length come from the model config."""
+    class HubselectServedModel(PythonModel):
+        """Zero-shot classifier of either formulation: the target label of each text with its calibrated
+        probability. Labels, descriptions (description), max_length and batch_size come from the model
+        config; the calibration (cosine scale or head temperature) from the artifact's model folder."""
 
         def load_context(self, context):  # noqa: ANN001, ANN202
-            from hubselect.zeroshot import DescriptionClassifier
+            from hubselect.zeroshot import load_classifier
 
             config = dict(context.model_config[CONFIG_KEY])
             self.batch_size = int(config.get("batch_size", 64))
-            self.classifier = DescriptionClassifier(
-                context.artifacts["model"], config["label_names"], config["descriptions"],
-                max_length=int(config["max_length"]), scale=float(config["scale"]), device=config.get("device"))
+            self.classifier = load_classifier(
+                context.artifacts["model"], config["label_names"], descriptions=config.get("descriptions"),
+                max_length=int(config["max_length"]), device=config.get("device"))
 
         def predict(self, context, model_input, params=None):  # noqa: ANN001, ANN202
             """A DataFrame with the predicted target ``label`` of each input text and its calibrated
-            probability ``score`` (the transformers flavour's columns)."""
+            probability ``score``."""
             import pandas as pd
 
             from hubselect.zeroshot import predict_labels
@@ -166,4 +172,4 @@ with _type_hint_notice_off():
             return pd.DataFrame({"label": labels, "score": scores.astype(float)})
 
 
-mlflow.models.set_model(HubselectDescriptionModel())
+mlflow.models.set_model(HubselectServedModel())
