@@ -32,6 +32,8 @@ def _log_champion(champion: dict, catalog: Catalog, cfg: TransferConfig) -> Any:
     return models.log_model(model, target_label_names(catalog), descriptions=cfg.descriptions, mapping=cfg.mapping,
                             max_length=cfg.finetune.max_length,
                             input_example=read_texts(catalog.path(target.score))[:3],
+                            text_column=(target.score.text_columns[0] if len(target.score.text_columns) == 1
+                                         else "text"),
                             metadata={"hubselect.target": target.name,
                                       "hubselect.source_revision": champion["source_revision"]})
 
