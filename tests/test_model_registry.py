@@ -91,7 +91,7 @@ def test_description_champion_predicts_target_label_names(store):
     assert version == 1
     model = mlflow.pyfunc.load_model("models:/hubselect-toy-description@champion")
     out = model.predict(PROBES)
-    # like the transformers flavour: a frame of target label names and calibrated probabilities
+    # a frame of target label names and calibrated probabilities, as the head champion answers
     assert list(out.columns) == ["label", "score"] and len(out) == len(PROBES)
     labels, probs = predict_labels(DescriptionClassifier(store.description.path, target,
                                                          max_length=32), PROBES)
