@@ -1,4 +1,4 @@
-"""register as an MLflow run: log the champion with its MLflow flavour and register it.
+"""register as an MLflow run: log the champion (a pyfunc model from code) and register it.
 
 Artifacts: ``champion.json`` (registered name, version, alias, URI, source, policy and why it
 was chosen, accuracy and gain when the target has labels) and the logged model (``model/``).
