@@ -12,12 +12,17 @@ by the content that determines it (dataset revision, sample settings, model, ...
 * Temporary names carry the writing process (``tmp-<pid>-<start>``) and scratch folders live in
   ``$TMPDIR/hubselect-scratch/<pid>-<start>/``, removed when the process exits; what a killed
   process left behind is swept by the next one (:func:`sweep_stale`).
+* A write the disk refuses (full, read-only, no permission, a file where a folder should be) is a
+  one-line :class:`~hubselect.errors.HubselectError` naming the place (the cache, ``$TMPDIR`` or
+  the path) and the fix (:func:`storage_error`), and leaves no partial entry: the temporary is
+  removed, and an entry whose checksum could not be written is removed with it.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -27,6 +32,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
+
+from hubselect.errors import HubselectError
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +52,104 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+def check_cache_dir() -> Path:
+    """Return :func:`cache_dir` after checking that it, or what it would be made in, is a folder.
+
+    Raises:
+        HubselectError: the cache path (or a folder above it) is a file.
+    """
+    root = cache_dir()
+    blocker = _file_in_the_way(root)
+    if blocker is not None:
+        raise HubselectError(f"the hubselect cache {root} cannot be used: {blocker} is a file, not a folder: set "
+                             f"{ENV_CACHE_DIR} to a folder (or move that file away)")
+    return root
+
+
+def _file_in_the_way(path: Path) -> Path | None:
+    """The first of ``path`` and its parents that exists and is not a folder (``None`` if none)."""
+    for item in (path, *path.parents):
+        if item.exists() or item.is_symlink():
+            return None if item.is_dir() else item
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Writes the disk refuses: one line naming the place and the fix
+# --------------------------------------------------------------------------------------------
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_DENIED = (errno.EACCES, errno.EPERM)
+_NOT_A_FOLDER = (errno.ENOTDIR, errno.EEXIST)
+
+
+def _place(path: Path) -> tuple[str, str]:
+    """Where ``path`` is, in words, and the variable that moves that place (both "" for neither)."""
+    path = path.absolute()
+    places = [(cache_dir().absolute(), f"the hubselect cache {cache_dir()}", ENV_CACHE_DIR),
+              (Path(tempfile.gettempdir()).absolute(), f"the temporary folder {tempfile.gettempdir()}", "TMPDIR")]
+    inside = [p for p in places if path == p[0] or p[0] in path.parents]
+    if not inside:
+        return "", ""
+    _, where, variable = max(inside, key=lambda p: len(p[0].parts))  # the cache may lie inside TMPDIR
+    return where, variable
+
+
+def storage_error(exc: OSError, path: str | os.PathLike | None = None) -> HubselectError | None:
+    """A one-line error for a write the disk refused, naming the place and the fix; ``None`` for
+    other errors.
+
+    The path is the exception's (a copy's destination first), else ``path``, the file or folder
+    being written. Without ``path`` (the CLI's last net, which cannot tell a read from a write)
+    only a full disk or a read-only filesystem is reworded outside the cache and ``$TMPDIR``.
+    """
+    if exc.errno not in (*_FULL, errno.EROFS, *_DENIED, *_NOT_A_FOLDER):
+        return None
+    named = exc.filename2 or exc.filename or path
+    if named is None:
+        return None
+    target = Path(os.fsdecode(named))
+    where, variable = _place(target)
+    if path is None and not variable and exc.errno not in (*_FULL, errno.EROFS):
+        return None
+    place = f" in {where}" if where else ""
+    elsewhere = f"set {variable} to a folder" if variable else "write to a folder"
+    if exc.errno in _FULL:
+        if not variable:
+            return HubselectError(f"no space left on the disk to write {target}: free space there, or write to a "
+                                  f"folder on a disk with room ({ENV_CACHE_DIR} moves the cache, TMPDIR the "
+                                  "temporary files)")
+        hint = f" (writing {target})" if variable == ENV_CACHE_DIR else ""  # a scratch file's name says nothing
+        emptied = " (the cache may be emptied: its entries are recomputed)" if variable == ENV_CACHE_DIR else ""
+        return HubselectError(f"no space left on the disk of {where}{hint}: free space there{emptied}, or "
+                              f"{elsewhere} on a disk with room")
+    if exc.errno == errno.EROFS:
+        return HubselectError(f"{target}{place} is on a read-only filesystem: remount it read-write, or "
+                              f"{elsewhere} you can write")
+    if exc.errno in _DENIED:
+        return HubselectError(f"{target}{place} cannot be written ({exc.strerror}): make it writable "
+                              f"(chmod, chown, chattr -i), or {elsewhere} you can write")
+    blocker = _file_in_the_way(target.parent) or target
+    if exc.errno == errno.EEXIST and blocker.is_dir():
+        return None  # a real "already exists": not ours to reword
+    writing = f" (to write {target})" if target != blocker else ""
+    return HubselectError(f"{blocker} is a file where {where or 'hubselect'} needs a folder{writing}: move the file "
+                          f"away, or {elsewhere}")
+
+
+@contextlib.contextmanager
+def storage_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Turn a write the disk refuses inside the block into :func:`storage_error` (about ``path``
+    when the exception names no file); other errors pass unchanged."""
+    try:
+        yield
+    except OSError as exc:
+        error = storage_error(exc, path)
+        if error is None:
+            raise
+        raise error from None
+
+
 def content_key(*parts: Any) -> str:
     """Return a short stable hex key for JSON-serialisable ``parts``."""
     blob = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
@@ -54,16 +159,17 @@ def content_key(*parts: Any) -> str:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename (never half-written)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{process_tag()}-", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{process_tag()}-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
     return path
 
 
@@ -82,16 +188,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary sibling path; on success rename it onto ``path`` (file or folder).
 
     Use for writers that take a path (``np.save``, ``save_pretrained``, matplotlib). On error the
-    temporary is removed and ``path`` is left as it was.
+    temporary is removed and ``path`` is left as it was; a write the disk refuses, in the block
+    too, is a :func:`storage_error` about ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{process_tag()}-")) / path.name
+    with storage_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.{process_tag()}-")) / path.name
     try:
         yield tmp
         if path.is_dir() and tmp.is_dir():
             shutil.rmtree(path)
         os.replace(tmp, path)
+    except OSError as exc:  # the block's own writes: those into the temporary, or a full / read-only disk
+        named = exc.filename2 or exc.filename
+        ours = tmp.parent.absolute() in Path(os.fsdecode(named)).absolute().parents if named else \
+            exc.errno in (*_FULL, errno.EROFS)
+        error = storage_error(OSError(exc.errno, exc.strerror, os.fspath(path)), path) if ours else None
+        if error is None:
+            raise
+        raise error from None
     finally:
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
@@ -108,7 +224,12 @@ def write_entry(path: str | os.PathLike, data: bytes) -> Path:
     """Write the cache entry ``data`` to ``path`` atomically, with its size and sha256 beside it."""
     path = Path(path)
     atomic_write_bytes(path, data)
-    atomic_write_text(_checksum_path(path), f"{hashlib.sha256(data).hexdigest()} {len(data)}\n")
+    try:
+        atomic_write_text(_checksum_path(path), f"{hashlib.sha256(data).hexdigest()} {len(data)}\n")
+    except BaseException:  # no entry without its checksum: it would be trusted on its parse alone
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
     return path
 
 
@@ -141,7 +262,7 @@ def read_entry(path: str | os.PathLike, parse: Callable[[bytes], T]) -> T | None
     path = Path(path)
     try:
         data = path.read_bytes()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # none yet, or a file where the cache needs a folder
         return None
     except OSError as exc:
         discard(path, f"unreadable: {exc.strerror or exc}")
@@ -186,8 +307,10 @@ def key_lock(path: str | os.PathLike) -> Iterator[None]:
         yield
         return
     lock = Path(f"{os.fspath(path)}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+b") as handle:
+    with storage_errors(lock):
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a+b")
+    with handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -271,6 +394,11 @@ def sweep_cache() -> int:
     return sweep_stale(root) + sum(sweep_stale(p) for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
+def scratch_root() -> Path:
+    """``$TMPDIR/hubselect-scratch``: the folder of every process's scratch folder."""
+    return Path(tempfile.gettempdir()) / "hubselect-scratch"
+
+
 def process_scratch() -> Path:
     """This process's scratch folder, ``$TMPDIR/hubselect-scratch/<pid>-<start>/``.
 
@@ -280,13 +408,15 @@ def process_scratch() -> Path:
     token = process_token()
     path = _SCRATCH.get(token)
     if path is None:
-        root = Path(tempfile.gettempdir()) / "hubselect-scratch"
-        root.mkdir(parents=True, exist_ok=True)
+        root = scratch_root()
+        with storage_errors(root):
+            root.mkdir(parents=True, exist_ok=True)
         swept = sweep_stale(root) + sweep_cache()
         if swept:
             logger.info("removed %d temporary folders and files left by killed hubselect processes", swept)
         path = root / token
-        path.mkdir(parents=True, exist_ok=True)
+        with storage_errors(path):
+            path.mkdir(parents=True, exist_ok=True)
         _SCRATCH[token] = path
         atexit.register(_remove_scratch, path)
     return path
@@ -301,7 +431,9 @@ def _remove_scratch(path: Path) -> None:
 
 def scratch_dir(prefix: str) -> Path:
     """A new folder in :func:`process_scratch` (gone when the process exits)."""
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=process_scratch()))
+    scratch = process_scratch()
+    with storage_errors(scratch):
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=scratch))
 
 
 @contextlib.contextmanager

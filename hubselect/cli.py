@@ -1,8 +1,8 @@
 """``hubselect`` command line: ``hubselect <step> ...`` for every step and ``main`` (each with ``--help``).
 
 The options are declared in :mod:`hubselect.options`. Every error a user can cause is one line
-on stderr (``hubselect: error: ...``) and exit code 2; a finished ``main`` ends with a short
-summary of the answer on stdout.
+on stderr (``hubselect: error: ...``) and exit code 2, a disk that refuses a write (full,
+read-only) included; a finished ``main`` ends with a short summary of the answer on stdout.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ logger = logging.getLogger(__name__)
 def run(args: argparse.Namespace) -> str:
     """Run the parsed command; returns the summary to show (empty for none)."""
     from hubselect import steps
+    from hubselect.cache import check_cache_dir
     from hubselect.executor import executor_from_args, use
     from hubselect.options import configs_for
     from hubselect.tracking import runs
 
+    check_cache_dir()
     if args.command == "benchmark":
         from hubselect.benchmark.run import run_from_args
 
@@ -63,6 +65,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         summary = run(args)
     except HubselectError as exc:
         sys.stderr.write(f"hubselect: error: {exc}\n")
+        return 2
+    except OSError as exc:  # a write refused where no step caught it: full disk, read-only filesystem
+        from hubselect.cache import scratch_root, storage_error
+
+        # a write that names no file is a step's output (pandas, matplotlib) in its scratch folder
+        error = storage_error(exc, None if exc.filename or exc.filename2 else scratch_root())
+        if error is None:
+            raise
+        sys.stderr.write(f"hubselect: error: {error}\n")
         return 2
     except KeyboardInterrupt:  # the runs are already marked KILLED
         sys.stderr.write("hubselect: interrupted\n")

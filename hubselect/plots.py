@@ -1,4 +1,9 @@
-"""Plots a person would rather look at than read (matplotlib, Agg backend, files only)."""
+"""Plots a person would rather look at than read (matplotlib, Agg backend, files only).
+
+Each figure is saved with ``bbox_inches="tight"``: the file grows to hold long candidate or
+measure names, where ``tight_layout`` warned that it could not fit them (a warning ``--quiet``
+let through) and cut them off.
+"""
 
 from __future__ import annotations
 
@@ -29,8 +34,7 @@ def scores_per_candidate(table: Any, measures: list[str], path: str | Path) -> P
     ax.set_yticks(range(len(table)), labels)
     ax.set_title("Rank of each candidate per measure\n(1 = closest; * = selected)", fontsize=9)
     fig.colorbar(image, ax=ax, label="rank")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return Path(path)
 
@@ -47,6 +51,14 @@ def measure_correlation(scores: Any, path: str | Path) -> Path:
     """Heatmap of :func:`rank_correlation`; the measures left out are named under the title."""
     plt = _pyplot()
     corr, constant = rank_correlation(scores)
+    if corr.empty:  # every measure gives every candidate the same value: a note, not an empty heatmap
+        fig, ax = plt.subplots(figsize=(4.0, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"No measure ranks the candidates:\nevery one gives them all the same value\n"
+                f"({', '.join(constant)})", ha="center", va="center", fontsize=9, wrap=True)
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        return Path(path)
     fig, ax = plt.subplots(figsize=(1.5 + 0.55 * len(corr), 1.2 + 0.5 * len(corr)))
     image = ax.imshow(corr.values, cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(len(corr)), corr.columns, rotation=45, ha="right")
@@ -57,8 +69,7 @@ def measure_correlation(scores: Any, path: str | Path) -> Path:
     note = f"\n(left out, same value for every candidate: {', '.join(constant)})" if constant else ""
     ax.set_title("Spearman correlation between measures" + note, fontsize=9)
     fig.colorbar(image, ax=ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return Path(path)
 
@@ -77,7 +88,6 @@ def accuracy_per_source(frame: Any, path: str | Path) -> Path:
     ax.set_ylim(0, 1)
     ax.legend(loc="lower right")
     ax.set_title("Zero-shot accuracy on the target\nper tuned source", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return Path(path)

@@ -18,13 +18,17 @@ Robustness:
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import random
 import signal
 import socket
+import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, TypeVar
@@ -81,28 +85,117 @@ def configure(experiment: str | None = None) -> str:
         _probe(uri)
     mlflow.set_tracking_uri(uri)
     db = sqlite_path(uri)
+    problem = _unwritable_store(db) if db is not None else None
+    if problem:
+        raise HubselectError(f"cannot write the MLflow tracking store at {uri}: {problem}")
     try:
         with key_lock(db) if db is not None else contextlib.nullcontext():
-            retry_locked(lambda: _set_experiment(experiment))
+            used = retry_locked(lambda: _set_experiment(experiment))
+    except HubselectError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure here means the store is unusable
         detail = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
         raise HubselectError(f"cannot use the MLflow tracking store at {uri} ({type(exc).__name__}"
-                             f"{': ' + detail if detail else ''}): {_store_fix(db)}") from exc
+                             f"{': ' + detail if detail else ''}): {_store_fix(db, exc)}") from exc
+    if used is not None:
+        check_artifact_folder(used.artifact_location, used.name)
     return uri
 
 
-def _set_experiment(experiment: str | None) -> None:
+def _set_experiment(experiment: str | None) -> Any:
     import mlflow
 
     if experiment or not os.environ.get("MLFLOW_RUN_ID"):
         if experiment or not os.environ.get("MLFLOW_EXPERIMENT_ID"):
-            mlflow.set_experiment(experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
-        else:
-            mlflow.set_experiment(experiment_id=os.environ["MLFLOW_EXPERIMENT_ID"])
+            return mlflow.set_experiment(experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT)
+        return mlflow.set_experiment(experiment_id=os.environ["MLFLOW_EXPERIMENT_ID"])
+    return None
 
 
-def _store_fix(db: Path | None) -> str:
+_WRITABLE_STORE = "or set MLFLOW_TRACKING_URI=sqlite:///<a folder you can write>/mlflow.db"
+
+
+def _unwritable_store(db: Path) -> str | None:
+    """Why the SQLite database ``db`` cannot be written (its filesystem, the file, or its folder,
+    where SQLite writes its journal and hubselect its lock), as problem and fix; ``None`` if it can.
+
+    Probed without changing anything: the file is opened for writing and closed, and a nameless
+    temporary file is made in the folder. ``chmod`` does not stop root; these probes also see
+    ``chattr +i`` and read-only mounts.
+    """
+    folder = db.parent
+    if not folder.is_dir():
+        return None  # MLflow's own error names the missing folder
+    if os.statvfs(folder).f_flag & getattr(os, "ST_RDONLY", 1):
+        return f"{folder} is on a read-only filesystem (nothing is damaged): remount it read-write, {_WRITABLE_STORE}"
+    if db.is_file():
+        try:
+            os.close(os.open(db, os.O_RDWR))
+        except OSError as exc:
+            return (f"the database file {db} is read-only ({exc.strerror}; nothing is damaged): make it writable "
+                    f"(chmod u+w, chown, chattr -i), {_WRITABLE_STORE}")
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        return (f"its folder {folder} cannot be written ({exc.strerror}), and SQLite writes its journal there: make "
+                f"the folder writable (chmod u+w, chown, chattr -i), {_WRITABLE_STORE}")
+    return None
+
+
+def local_artifact_folder(location: str) -> Path | None:
+    """The local folder of an artifact location (a path or ``file:`` URI); ``None`` for a remote one."""
+    parsed = urllib.parse.urlparse(location)
+    if parsed.scheme == "file":
+        return Path(urllib.request.url2pathname(parsed.path))
+    return Path(location) if not parsed.scheme or len(parsed.scheme) == 1 else None  # C:\ is a drive
+
+
+def artifact_error(folder: Any, why: str, experiment: str = "") -> HubselectError:
+    """The one-line error for an artifact folder that cannot be written, with the fix."""
+    of = f" of experiment '{experiment}'" if experiment else ""
+    return HubselectError(f"cannot write the MLflow artifacts{of} to {folder} ({why}): free space or make it writable "
+                          "(chmod u+w, chown, chattr -i, or remount read-write), or run from a folder you can write "
+                          "with another experiment (--experiment NAME; a new one keeps its artifacts in ./mlruns)")
+
+
+def check_artifact_folder(location: str, experiment: str = "") -> None:
+    """Fail in one line before any work when the local artifact folder of the experiment (or the
+    first folder above it that exists) cannot be written.
+
+    Raises:
+        HubselectError: naming the folder, what is wrong and the fix.
+    """
+    folder = local_artifact_folder(location)
+    if folder is None:
+        return
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is None:
+        return
+    if not existing.is_dir():
+        raise artifact_error(existing, "a file, not a folder", experiment)
+    try:
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError as exc:
+        raise artifact_error(existing, exc.strerror or type(exc).__name__, experiment) from None
+
+
+@contextlib.contextmanager
+def artifact_errors() -> Iterator[None]:
+    """Turn a refused write into the artifact folder (full, read-only, no permission) into one line."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise artifact_error(exc.filename2 or exc.filename or "the run's artifact folder",
+                             exc.strerror or type(exc).__name__) from None
+
+
+def _store_fix(db: Path | None, exc: BaseException | None = None) -> str:
     """What to do about an unusable store, without sending the user to the store in use."""
+    if "readonly database" in str(exc) or getattr(exc, "errno", None) in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return (f"the store cannot be written (a permission problem; nothing is damaged): make {db or 'it'} and its "
+                f"folder writable, {_WRITABLE_STORE}")
     default = Path("mlflow.db").absolute()
     if db is not None and db == default:
         return (f"move {db} aside (it may be from another MLflow version or damaged) to start a new "
@@ -130,7 +223,6 @@ def retry_locked(fn: Callable[[], T], attempts: int = 8, first_wait: float = 0.2
 def _probe(uri: str, timeout: float = 5.0) -> None:
     """Fail in seconds, not after MLflow's minutes of retries, when a tracking server is down."""
     import urllib.error
-    import urllib.request
 
     try:
         urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).close()
@@ -289,7 +381,8 @@ def log_dir(path: str | os.PathLike, artifact_path: str | None = None) -> None:
     """Log every file under ``path`` as artifacts."""
     import mlflow
 
-    mlflow.log_artifacts(str(path), artifact_path)
+    with artifact_errors():
+        mlflow.log_artifacts(str(path), artifact_path)
 
 
 def log_dataset(frame: Any, *, name: str, source: str, context: str, digest: str | None = None) -> None:
@@ -373,7 +466,8 @@ def log_table(frame: Any, artifact_file: str) -> None:
     """Log a pandas frame as an MLflow table artifact (``.json``; shown in the run's UI)."""
     import mlflow
 
-    mlflow.log_table(data=frame, artifact_file=artifact_file)
+    with artifact_errors():
+        mlflow.log_table(data=frame, artifact_file=artifact_file)
 
 
 def set_description(markdown: str) -> None:
