@@ -1,14 +1,21 @@
-"""The bad-input suite of issue 8 (input half): build each bad input in a temp folder, run the real
+"""The bad-input suite of issues 8 and 15: build each bad input in a temp folder, run the real
 ``hubselect`` command on it, and print a Markdown table of command, exit code and message.
 
-Usage: ``python scripts/bad_inputs.py [--keep DIR]``. Offline; about 3 minutes on 2 CPU cores.
+Usage: ``python scripts/bad_inputs.py [--keep DIR] [--only inputs|store]``. Offline; the input cases
+(issue 8) take about 3 minutes on 2 CPU cores, the storage cases (issue 15) a few more.
 Every case must end with exit code 2 and one ``hubselect: error:`` line, or exit code 0 with the
 candidate's rejection (reason and fix) in the fetch step's table; any traceback is counted.
+
+The storage cases (:data:`STORE_CASES`) each have a set-up: a candidate folder named like the
+target's samples, a 1 MiB tmpfs filled up as the cache or ``$TMPDIR``, ``chattr +i`` on the store's
+database or artifact folder, a read-only bind mount, a file as the cache. Mounting and ``chattr``
+need root; where they are refused the case is reported as skipped, with the reason.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -92,17 +99,179 @@ CASES = [  # (what, command)
 ]
 
 
-def run(root: Path) -> list[dict]:
-    """Run every case in ``root``; return one record each (rc, stderr lines, message, tracebacks)."""
+# --- issue 15: storage ------------------------------------------------------------------------
+
+STORE_FAST = "--quiet --sample-size 40 --target-sample-size 40 --eval-size 20 --measures js"
+
+
+class Skipped(Exception):
+    """A set-up this machine does not allow (mounting or chattr without root)."""
+
+
+def _sh(*args: str) -> None:
+    proc = subprocess.run(list(args), capture_output=True, text=True)
+    if proc.returncode:
+        raise Skipped(f"`{' '.join(args)}` is not allowed here: {proc.stderr.strip() or proc.returncode}")
+
+
+@contextlib.contextmanager
+def full_disk(folder: Path, free_kib: int = 0):
+    """A 1 MiB tmpfs at ``folder``, filled until ``free_kib`` KiB are left; unmounted after."""
+    folder.mkdir(parents=True, exist_ok=True)
+    _sh("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(folder))
+    try:
+        stat = os.statvfs(folder)
+        (folder / "filler").write_bytes(b"\0" * max(0, stat.f_bavail * stat.f_frsize - free_kib * 1024))
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+@contextlib.contextmanager
+def immutable(path: Path):
+    _sh("chattr", "+i", str(path))
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+
+
+@contextlib.contextmanager
+def read_only_mount(folder: Path):
+    _sh("mount", "--bind", str(folder), str(folder))
+    try:
+        _sh("mount", "-o", "remount,bind,ro", str(folder))
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def build_store(root: Path) -> None:
+    """Catalogs whose folder names collide with the target's sample files."""
+    _task(root / "names" / "target.score", "film")
+    _jsonl(root / "names" / "target.eval" / "train.jsonl", _rows(100, "radio"))
+    _task(root / "names" / "dvd", "film")
+    for name in ("target.score", "target.eval"):  # copies of the target: rejected
+        shutil.copytree(root / "books", root / "names_rejected" / name)
+    _task(root / "names_rejected" / "dvd", "film")
+    long = root / "long_names"
+    _task(long / ("a_candidate_with_a_rather_long_folder_name_" * 2), "film")
+    _task(long / "dvd", "dvd")
+    _task(root / "same" / "film", "film")  # two candidates with the same texts: every measure ties them
+    _task(root / "same" / "film_again", "film")
+
+
+def _store(root: Path, name: str) -> dict:
+    """A store of its own in ``root/name`` with one finished fetch run (its experiment and artifacts)."""
+    folder = root / name
+    folder.mkdir()
+    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}", "_cwd": str(folder)}
+    _hubselect(root, f"hubselect fetch --target books --candidates ok {FAST}", env)
+    return env
+
+
+@contextlib.contextmanager
+def setup(root: Path, kind: str):
+    """The environment of one storage case (``_cwd``: where to run), its set-up held for the run."""
+    if kind == "full-cache":
+        with full_disk(root / "disk-cache") as disk:
+            yield {"HUBSELECT_CACHE_DIR": str(disk / "cache")}
+    elif kind == "full-tmpdir":
+        with full_disk(root / "disk-tmp", free_kib=12) as disk:
+            (disk / "tmp").mkdir()
+            yield {"TMPDIR": str(disk / "tmp")}
+    elif kind == "ro-db":
+        env = _store(root, "store-db")
+        with immutable(Path(env["_cwd"]) / "mlflow.db"):
+            yield env
+    elif kind == "ro-artifacts":
+        env = _store(root, "store-art")
+        with immutable(next((Path(env["_cwd"]) / "mlruns").glob("[0-9]*"))):
+            yield env
+    elif kind == "ro-mount":
+        env = _store(root, "store-mount")
+        with read_only_mount(Path(env["_cwd"])):
+            yield env
+    elif kind == "full-cache-rerun":  # the same command fails on the full disk, then the disk has room again
+        with full_disk(root / "disk-rerun") as disk:
+            env = {"HUBSELECT_CACHE_DIR": str(disk / "cache")}
+            _hubselect(root, f"hubselect score --target books --candidates names {STORE_FAST}", env)
+            (disk / "filler").unlink()
+            yield env
+    elif kind == "cache-file":
+        (root / "a_file").write_text("not a folder")
+        yield {"HUBSELECT_CACHE_DIR": str(root / "a_file")}
+    elif kind == "file-in-cache":
+        (root / "cache2").mkdir()
+        (root / "cache2" / "samples").write_text("a file where the cache needs a folder")
+        yield {"HUBSELECT_CACHE_DIR": str(root / "cache2")}
+    else:
+        yield {}
+
+
+def newest_scores(root: Path) -> str:
+    """The scores of the newest score run in the default store's artifacts, as ``candidate=js``."""
+    found = sorted((root / "mlruns").glob("*/*/artifacts/scores.csv"), key=lambda p: p.stat().st_mtime)
+    rows = found[-1].read_text(encoding="utf-8").splitlines()[1:] if found else []
+    return "scores: " + ", ".join("=".join(row.split(",")[:2]) for row in rows)
+
+
+STORE_CASES = [  # (what, command, set-up); a case whose set-up starts with "scores" also shows the scores
+    ("catalog folders named target.score and target.eval (other tasks)",
+     f"hubselect score --target books --candidates names {STORE_FAST}", "scores"),
+    ("catalog folders named target.score and target.eval, copies of the target (rejected)",
+     f"hubselect select --target books --candidates names_rejected {STORE_FAST} --k 1", ""),
+    ("the cache on a full disk (1 MiB tmpfs)", f"hubselect score --target books --candidates ok {STORE_FAST}",
+     "full-cache"),
+    ("the same command once the disk has room again, on the cache the failed run left",
+     f"hubselect score --target books --candidates names {STORE_FAST}", "scores full-cache-rerun"),
+    ("TMPDIR on a full disk (1 MiB tmpfs, 12 KiB left)",
+     f"hubselect score --target books --candidates ok {STORE_FAST}", "full-tmpdir"),
+    ("mlflow.db read-only (chattr +i)", f"hubselect fetch --target books --candidates ok {FAST}", "ro-db"),
+    ("the experiment's artifact folder read-only (chattr +i)", f"hubselect fetch --target books --candidates ok {FAST}",
+     "ro-artifacts"),
+    ("the store's folder on a read-only mount", f"hubselect fetch --target books --candidates ok {FAST}", "ro-mount"),
+    ("HUBSELECT_CACHE_DIR is a file",
+     f"hubselect select --target demo:kitchen --candidates demo:books,demo:news {FAST}", "cache-file"),
+    ("a file where the cache needs a folder (<cache>/samples)",
+     f"hubselect score --target books --candidates ok {STORE_FAST}", "file-in-cache"),
+    ("--quiet with long candidate names (matplotlib layout warning)",
+     f"hubselect select --target books --candidates long_names {FAST} --measures js,renyi,jaccard --k 1", ""),
+    ("--quiet with two candidates every measure ties (an empty correlation plot)",
+     f"hubselect select --target books --candidates same {FAST} --measures js,renyi,jaccard --k 1", ""),
+]
+
+
+def _hubselect(root: Path, command: str, extra: dict) -> subprocess.CompletedProcess:
     env = {**os.environ, "HUBSELECT_CACHE_DIR": str(root / ".cache"),
-           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "COLUMNS": "250"}
+           "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}", "COLUMNS": "250",
+           **{k: v for k, v in extra.items() if not k.startswith("_")}}
+    cwd = Path(extra.get("_cwd", root))
+    for name in ("books", "ok", "names", "names_rejected", "long_names", "same") if cwd != root else ():
+        command = command.replace(f" {name} ", f" {root / name} ")  # the fixtures, seen from another folder
+    return subprocess.run(command.replace("hubselect ", f"{sys.executable} -m hubselect ", 1), shell=True,
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def _record(what: str, command: str, proc: subprocess.CompletedProcess) -> dict:
+    err = [line for line in proc.stderr.splitlines() if line.strip()]
+    return {"what": what, "command": command, "rc": proc.returncode, "stderr": err,
+            "traceback": "Traceback" in proc.stderr + proc.stdout}
+
+
+def run(root: Path, only: str = "") -> list[dict]:
+    """Run every case in ``root``; return one record each (rc, stderr lines, message, tracebacks)."""
+    cases = [(what, command, None) for what, command in CASES] if only != "store" else []
+    cases += STORE_CASES if only != "inputs" else []
     out = []
-    for what, command in CASES:
-        proc = subprocess.run(command.replace("hubselect ", f"{sys.executable} -m hubselect ", 1), shell=True,
-                              cwd=root, env=env, capture_output=True, text=True, timeout=300)
-        err = [line for line in proc.stderr.splitlines() if line.strip()]
-        out.append({"what": what, "command": command, "rc": proc.returncode, "stderr": err,
-                    "traceback": "Traceback" in proc.stderr + proc.stdout})
+    for what, command, kind in cases:
+        try:
+            with setup(root, (kind or "").replace("scores", "").strip()) as extra:
+                out.append(_record(what, command, _hubselect(root, command, extra)))
+            if (kind or "").startswith("scores"):
+                out[-1]["stderr"].append(newest_scores(root))
+        except Skipped as exc:
+            out.append({"what": what, "command": command, "rc": "skipped", "stderr": [str(exc)], "traceback": False})
         print(json.dumps(out[-1]), file=sys.stderr)
     return out
 
@@ -110,10 +279,12 @@ def run(root: Path) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", default="", help="build and run in this folder (kept) instead of a temp one")
+    parser.add_argument("--only", choices=("inputs", "store"), default="", help="run only one group of cases")
     args = parser.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="hubselect-bad-inputs-"))
     build(root)
-    records = run(root)
+    build_store(root)
+    records = run(root, args.only)
     for r in records:
         print(f"| {r['what']} | `{r['command']}` | {r['rc']} | " + "<br>".join(r["stderr"]) + " |")
     print(f"\ntracebacks: {sum(r['traceback'] for r in records)} of {len(records)} commands")
