@@ -81,3 +81,11 @@ def test_learned_rankers_are_fitted_without_the_scored_group():
     assert set(scores["ranker"]) == {"learned", "learned:pairwise"} and len(scores) == 2 * len(GROUPS)
     # a linear model on the informative feature ranks nearly perfectly held out
     assert scores.groupby("ranker")["spearman"].mean().min() > 0.8
+
+
+def test_the_nested_result_carries_the_leave_one_group_out_truth():
+    from hubselect.benchmark.nested import logo_truth
+
+    col = collection()
+    result = nested_logo(col, ["rank:terms", "labels"], ["learned"])
+    pd.testing.assert_frame_equal(result.logo_truth, logo_truth(col))

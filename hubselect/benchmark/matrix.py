@@ -454,10 +454,10 @@ def build_matrix(cfg: BenchmarkConfig, out_dir: str | Path, *, quiet: bool = Tru
         model = _finished_model(out_dir, (name, seed, form), serves)
         if model is None:
             model = tune_source(cfg, *sources[name], seed, form, quiet=quiet)
+            atomic_write_json(_model_path(out_dir, model), {k: v for k, v in model.items() if k != "path"})
         evals[(name, seed, form)] = evaluate_model(cfg, model, serves, out_dir)
         if form == "description":
             source_holdout(cfg, model, *sources[name], out_dir)
-        atomic_write_json(_model_path(out_dir, model), {k: v for k, v in model.items() if k != "path"})
         models.append(model)
         logger.info("source %d/%d %s seed %d: tuned and evaluated on %d targets", i, len(needed), name, seed,
                     len(serves))

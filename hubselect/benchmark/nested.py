@@ -10,7 +10,8 @@ For each task group G (``scripts/task_groups.csv``):
 3. that one ranker is reported on G's targets, with its prior and learned model fitted without G.
 
 The headline is the mean over all targets, each held out this way. The shipped default is the
-rule's pick over all targets with leave-one-group-out features (:func:`shipped_choice`).
+rule's pick over all targets with leave-one-group-out features
+(:func:`hubselect.benchmark.verdict.analyse_collection`).
 
 Learned rankers (both linear, so they export as the JSON of :mod:`hubselect.learned_policy`):
 
@@ -19,7 +20,7 @@ Learned rankers (both linear, so they export as the JSON of :mod:`hubselect.lear
   target, labelled by which is more accurate (RankNet's linear case, Burges et al. 2005); the
   score of a source is the linear function, which orders sources the same way.
 
-Features (:data:`FEATURES`): every divergence and the label-set and balance distances z-scored
+Features (:func:`feature_table`): every divergence and the label-set and balance distances z-scored
 within the target, the prior (a source's mean gain on the training targets), the source's log
 size, both sides' number of labels and whether the label names are the same.
 """
@@ -34,9 +35,6 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-#: Features besides the z-scored divergences (``z_<measure>``).
-FEATURES = ("z_label_distance", "z_balance_distance", "prior", "src_log_rows", "src_n_labels", "tgt_n_labels",
-            "same_labels")
 #: The learned rankers this module fits.
 LEARNED = ("learned", "learned:pairwise")
 PAIR_MARGIN = 0.01  # accuracy gap below which two sources count as tied (not a training pair)
@@ -53,11 +51,14 @@ class NestedResult:
         choices: ``{group: ranker chosen on the other groups}``.
         inner: One row per (held-out group, ranker, target outside it): the scores the choices
             were made on.
+        logo_truth: Every target's pairs with the prior and learned rankers fitted without its
+            group (what :func:`logo_truth` gives), as the held-out groups were scored.
     """
 
     per_target: Any
     choices: dict[str, str]
     inner: Any
+    logo_truth: Any
 
 
 def prior_table(truth: Any, groups: dict[str, str], excluded: Iterable[str]) -> Any:
@@ -84,7 +85,9 @@ def prior_table(truth: Any, groups: dict[str, str], excluded: Iterable[str]) -> 
 
 
 def feature_table(truth: Any, measures: list[str], prior: Any) -> Any:
-    """Learned-ranker features of every pair (see :data:`FEATURES`), aligned with ``truth``."""
+    """Learned-ranker features of every pair, aligned with ``truth``: ``z_<measure>``,
+    ``z_label_distance``, ``z_balance_distance``, ``prior``, ``src_log_rows``, ``src_n_labels``,
+    ``tgt_n_labels``, ``same_labels``."""
     zcols = [f"d_{m}" for m in measures] + ["label_distance", "balance_distance"]
     z = truth.groupby("target")[zcols].transform(lambda v: (v - v.mean()) / (v.std(ddof=0) or 1.0))
     z.columns = [f"z_{c[2:]}" if c.startswith("d_") else f"z_{c}" for c in zcols]
@@ -180,20 +183,22 @@ def nested_logo(col: Any, candidates: list[str], report: list[str]) -> NestedRes
     """
     import pandas as pd
 
-    from hubselect.benchmark.trust import choose_default, summarise
+    from hubselect.benchmark.trust import choose_default, evaluate_rankers, summarise
 
     groups = sorted({col.groups.get(t, t) for t in col.truth["target"].unique()})
-    choices, inner_parts, outer_parts = {}, [], []
+    choices, inner_parts, outer_parts, held_truths = {}, [], [], []
     for g in groups:
         inner = pd.concat([scores_held_out(col, candidates, _targets_of(col, h), {g, h}).assign(held_out=g)
                            for h in groups if h != g], ignore_index=True)
         choices[g] = choose_default(summarise(inner, sorted(inner["target"].unique())), candidates)
         names = list(dict.fromkeys([choices[g], *report]))
-        outer = scores_held_out(col, names, _targets_of(col, g), {g}).assign(group=g)
+        held_truths.append(fold_truth(col, _targets_of(col, g), {g}))
+        outer = evaluate_rankers(replace(col, truth=held_truths[-1]), names).assign(group=g)
         outer_parts.append(outer.assign(chosen=outer["ranker"] == choices[g]))
         inner_parts.append(inner)
         logger.info("nested LOGO: %s held out, %s chosen on the other groups", g, choices[g])
-    return NestedResult(pd.concat(outer_parts, ignore_index=True), choices, pd.concat(inner_parts, ignore_index=True))
+    return NestedResult(pd.concat(outer_parts, ignore_index=True), choices, pd.concat(inner_parts, ignore_index=True),
+                        pd.concat(held_truths).sort_index())
 
 
 def logo_truth(col: Any) -> Any:

@@ -248,13 +248,9 @@ def choose_default(summary_dev: Any, candidates: list[str]) -> str:
 
 
 def _ceiling(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """One half of the seeds ranking the other, both directions averaged (with NDCG@3)."""
-    from hubselect.benchmark.metrics import ndcg_at_k
-
+    """One half of the seeds ranking the other, both directions averaged."""
     one, two = target_scores(a, b), target_scores(b, a)
-    out = {f"ceiling_{m}": (one[m] + two[m]) / 2 for m in ("spearman", "regret@1", "regret@3")}
-    out["ceiling_ndcg@3"] = (ndcg_at_k(a, b, 3) + ndcg_at_k(b, a, 3)) / 2
-    return out
+    return {f"ceiling_{m}": (one[m] + two[m]) / 2 for m in ("spearman", "regret@1", "regret@3", "ndcg@3")}
 
 
 def _seed_agreement(wide: Any) -> float:
@@ -334,21 +330,6 @@ def champion_table(col: Collection, out_dir: str | Path, policy: str, k: int = 3
     return pd.DataFrame(rows)
 
 
-def champion_summary(table: Any, targets: list[str]) -> Any:
-    """Mean champion regret (points) per estimator over ``targets`` (and seeds), 95% CI over targets."""
-    import pandas as pd
-
-    from hubselect.benchmark.metrics import bootstrap_ci
-
-    rows = {}
-    for name, g in table[table["target"].isin(targets)].groupby("estimator", sort=False):
-        per_target = g.groupby("target")["regret"].mean().to_numpy()
-        lo, hi = bootstrap_ci(per_target, n_boot=1000)
-        rows[name] = {"champion_regret": float(per_target.mean()), "lo": lo, "hi": hi,
-                      "picks_best": float((g["regret"] == 0).mean())}
-    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("estimator")
-
-
 # ------------------------------------------------------------------------------------------ driver
 
 
@@ -378,36 +359,3 @@ def saving_at_k(col: Collection, matrix: dict, policy: str, k: int = 3) -> Any:
         top = top_k(closeness_for(col, group, policy), k)
         out[target] = runtime_saving(secs[policy][target] + extra, group["cost_seconds"].to_numpy(float), top)
     return pd.Series(out, name=f"saving@{k}")
-
-
-def averaged_table(col: Collection, matrix: dict, out_dir: str | Path, policy: str, k: int = 3) -> Any:
-    """Per target: the uniform weight average of the ``k`` selected sources' tuned encoders (seed
-    0) against the best of the ``k`` single models, their mean, and the untuned baseline."""
-    import tempfile
-
-    import pandas as pd
-
-    from hubselect.benchmark.matrix import target_eval_data
-    from hubselect.cache import cache_dir
-    from hubselect.evaluation import score_texts
-    from hubselect.modeling import average_weights
-    from hubselect.zeroshot import load_classifier
-
-    s = matrix["settings"]
-    keys = {(p["source"], p["seed"]): p["key"] for r in matrix["targets"] if r["scored"] for p in r["pairs"]}
-    records = {r["target"]: r for r in matrix["targets"] if r["scored"]}
-    rows = []
-    seed = int(col.seed_pairs["seed"].min())
-    singles = col.seed_pairs.set_index(["target", "source", "seed"])["accuracy"]
-    for target, group in col.truth.groupby("target", sort=True):
-        chosen = top_sources(col, group, policy, k)
-        accs = [float(singles[(target, src, seed)]) for src in chosen]
-        with tempfile.TemporaryDirectory(prefix="hubselect-soup-") as tmp:
-            soup = average_weights([cache_dir() / "models" / keys[(src, seed)] for src in chosen], tmp)
-            clf = load_classifier(soup, records[target]["label_names"], descriptions=s["label_template"] or None,
-                                  max_length=int(s["train_max_length"]))
-            result, _ = score_texts(clf, *target_eval_data(Path(out_dir), records[target]))
-        rows.append({"target": target, "sources": ",".join(chosen), "averaged": result.accuracy,
-                     "best_single": max(accs), "mean_single": float(np.mean(accs)),
-                     "baseline": records[target]["baseline"]["accuracy"]})
-    return pd.DataFrame(rows)

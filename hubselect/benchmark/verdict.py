@@ -61,7 +61,7 @@ def analyse_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path
     import pandas as pd
 
     from hubselect.benchmark.learned import save
-    from hubselect.benchmark.nested import logo_truth, nested_logo
+    from hubselect.benchmark.nested import nested_logo
     from hubselect.prior import build_prior, save_prior
 
     report_dir = Path(report_dir)
@@ -69,7 +69,7 @@ def analyse_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path
     col = load_collection(matrix, out_dir, groups_csv)
     targets = sorted(col.truth["target"].unique())
     nested = nested_logo(col, choice_names(), [*BASELINES, "labels", "rank:all", *LEARNED])
-    logo_col = replace(col, truth=logo_truth(col))
+    logo_col = replace(col, truth=nested.logo_truth)
     logo = evaluate_rankers(logo_col, ranker_names()).assign(group=lambda f: f["target"].map(col.groups))
     overall = summarise(logo, targets)
     shipped = choose_default(overall, choice_names())
