@@ -1,8 +1,10 @@
 """The bad-input suite of issues 8 and 15: build each bad input in a temp folder, run the real
 ``hubselect`` command on it, and print a Markdown table of command, exit code and message.
 
-Usage: ``python scripts/bad_inputs.py [--keep DIR] [--only inputs|store]``. Offline; the input cases
-(issue 8) take about 3 minutes on 2 CPU cores, the storage cases (issue 15) a few more.
+Usage: ``python scripts/bad_inputs.py [--keep DIR] [--only inputs|store|hub|serve]``. Offline; the
+input cases (issue 8) take about 3 minutes on 2 CPU cores, the storage cases (issue 15) a few more;
+the Hub cases run against the HTTP Hub stand-in of ``tests/hubstandin.py`` and the serving cases
+post to ``mlflow models serve`` (both in ``scripts/bad_inputs_remote.py``).
 Every case must end with exit code 2 and one ``hubselect: error:`` line, or exit code 0 with the
 candidate's rejection (reason and fix) in the fetch step's table; any traceback is counted.
 
@@ -259,10 +261,27 @@ def _record(what: str, command: str, proc: subprocess.CompletedProcess) -> dict:
             "traceback": "Traceback" in proc.stderr + proc.stdout}
 
 
+GROUPS = ("inputs", "store", "hub", "serve")
+
+
 def run(root: Path, only: str = "") -> list[dict]:
     """Run every case in ``root``; return one record each (rc, stderr lines, message, tracebacks)."""
-    cases = [(what, command, None) for what, command in CASES] if only != "store" else []
-    cases += STORE_CASES if only != "inputs" else []
+    import bad_inputs_remote
+
+    cases = [(what, command, None) for what, command in CASES] if only in ("", "inputs") else []
+    cases += STORE_CASES if only in ("", "store") else []
+    out = run_local(root, cases)
+    if only in ("", "hub"):
+        out += bad_inputs_remote.run_hub(root, _hubselect, _record)
+    if only in ("", "serve"):
+        out += bad_inputs_remote.run_serve(root, _hubselect, _record)
+    for record in out:
+        print(json.dumps(record), file=sys.stderr)
+    return out
+
+
+def run_local(root: Path, cases: list) -> list[dict]:
+    """The input and storage cases: each with its set-up held while the command runs."""
     out = []
     for what, command, kind in cases:
         try:
@@ -272,14 +291,13 @@ def run(root: Path, only: str = "") -> list[dict]:
                 out[-1]["stderr"].append(newest_scores(root))
         except Skipped as exc:
             out.append({"what": what, "command": command, "rc": "skipped", "stderr": [str(exc)], "traceback": False})
-        print(json.dumps(out[-1]), file=sys.stderr)
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", default="", help="build and run in this folder (kept) instead of a temp one")
-    parser.add_argument("--only", choices=("inputs", "store"), default="", help="run only one group of cases")
+    parser.add_argument("--only", choices=GROUPS, default="", help="run only one group of cases")
     args = parser.parse_args()
     root = Path(args.keep or tempfile.mkdtemp(prefix="hubselect-bad-inputs-"))
     build(root)
