@@ -2,7 +2,10 @@
 
 The options are declared in :mod:`hubselect.options`. Every error a user can cause is one line
 on stderr (``hubselect: error: ...``) and exit code 2, a disk that refuses a write (full,
-read-only) included; a finished ``main`` ends with a short summary of the answer on stdout.
+read-only) included. A finished command ends with its answer on stdout
+(:mod:`hubselect.steps.answers`): tables for a person (:mod:`hubselect.steps.console`, at the
+terminal's width, 100 columns when stdout is not a terminal), or with ``--json`` one JSON object and
+nothing else; whatever a library prints while the command runs goes to stderr with the progress.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 from hubselect.errors import HubselectError
 from hubselect.options import build_parser
@@ -20,8 +23,8 @@ from hubselect.options import build_parser
 logger = logging.getLogger(__name__)
 
 
-def run(args: argparse.Namespace) -> str:
-    """Run the parsed command; returns the summary to show (empty for none)."""
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the parsed command; returns its answer (:mod:`hubselect.steps.answers`)."""
     from hubselect import steps
     from hubselect.cache import check_cache_dir
     from hubselect.executor import executor_from_args, use
@@ -31,9 +34,10 @@ def run(args: argparse.Namespace) -> str:
     check_cache_dir()
     if args.command == "benchmark":
         from hubselect.benchmark.run import run_from_args
+        from hubselect.steps.answers import benchmark_answer
 
         out = run_from_args(args)
-        return f"benchmark finished: run {out.run_id}; report: {out.path / 'report.md'}\n"
+        return benchmark_answer(out.run_id, out.path)
     configs = configs_for(args.command, args)  # validated before any run starts
     executor = executor_from_args(args) if hasattr(args, "engine") else None
     runs.configure(args.experiment)
@@ -42,8 +46,27 @@ def run(args: argparse.Namespace) -> str:
               "main": steps.run_main}[args.command]
     with use(executor) if executor is not None else contextlib.nullcontext():
         out = runner(*configs, quiet=args.quiet)
-    return out.summary or f"{args.command} finished: run {out.run_id} (artifacts: mlflow artifacts download " \
-                          f"-r {out.run_id})\n"
+    return dict(out.answer or {})
+
+
+def console_width() -> int:
+    """The terminal's width ($COLUMNS first); when stdout is not a terminal, $COLUMNS or 100."""
+    import shutil
+
+    if sys.stdout.isatty():
+        return max(shutil.get_terminal_size((100, 24)).columns, 60)
+    columns = os.environ.get("COLUMNS", "")
+    return max(int(columns), 60) if columns.isdigit() else 100
+
+
+def show(answer: dict[str, Any], as_json: bool) -> str:
+    """The text a finished command writes on stdout: the answer as JSON or as tables."""
+    from hubselect.steps.answers import to_json
+    from hubselect.steps.console import render
+
+    if as_json:
+        return to_json(answer) + "\n"
+    return render(answer, width=console_width(), color=sys.stdout.isatty())
 
 
 def _quiet_libraries(quiet: bool) -> None:
@@ -62,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries(args.quiet)
     try:
-        summary = run(args)
+        with contextlib.redirect_stdout(sys.stderr):  # stdout holds the answer alone
+            answer = run(args)
     except HubselectError as exc:
         sys.stderr.write(f"hubselect: error: {exc}\n")
         return 2
@@ -78,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # the runs are already marked KILLED
         sys.stderr.write("hubselect: interrupted\n")
         return 130
-    sys.stdout.write(summary)
+    sys.stdout.write(show(answer, args.json))
     return 0
 
 

@@ -233,12 +233,14 @@ COMMANDS: dict[str, Command] = {
                           "--seeds 2 --output bench-out"), presets.PIPELINE_OVERRIDES),
 }
 #: Options of the CLI itself, not of the job (left out of MLproject: ``mlflow run`` has its own).
-CLI_ONLY = ("quiet", "experiment")
+CLI_ONLY = ("quiet", "experiment", "json")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars, warnings and errors only")
     p.add_argument("--experiment", default=None, help="MLflow experiment name (default: hubselect)")
+    p.add_argument("--json", action="store_true", help="print the answer as one JSON object on stdout (schema: "
+                   "docs/console.md) instead of tables; progress and logs stay on stderr")
 
 
 def _subparser(sub: Any, name: str, command: Command) -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from hubselect.hub.catalog import FetchConfig
 from hubselect.hub.entries import Catalog
 from hubselect.scoring import ScoreConfig
 from hubselect.selection import SelectionConfig
+from hubselect.steps.answers import evaluate_answer
 from hubselect.steps.common import EVALUATION, TUNED, link_input, params_of, read_json, upstream, upstream_dir, workdir
 from hubselect.steps.finetune import run_finetune
 from hubselect.tracking.runs import StepOutput
@@ -143,4 +144,4 @@ def run_evaluate(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
         atomic_write_json(out / EVALUATION, evaluation or {"target": catalog.target.name, "pairs": []})
         runs.log_dir(out)
         link_input(out, "finetune", finetune_dir)
-        return StepOutput(run.info.run_id, out)
+        return StepOutput(run.info.run_id, out, answer=evaluate_answer(run, out))

@@ -11,6 +11,7 @@ from pathlib import Path
 from hubselect.hub.catalog import FetchConfig, fetch
 from hubselect.hub.entries import Catalog
 from hubselect.progress import progress_bar
+from hubselect.steps.answers import fetch_answer
 from hubselect.steps.common import params_of, workdir
 from hubselect.tracking.runs import StepOutput
 
@@ -54,4 +55,4 @@ def run_fetch(cfg: FetchConfig, *, quiet: bool = False) -> StepOutput:
     with runs.step_run("fetch", params_of(cfg)) as run:
         out = workdir("fetch") / "fetch"
         fetch_logged(cfg, out, quiet)
-        return StepOutput(run.info.run_id, out)
+        return StepOutput(run.info.run_id, out, answer=fetch_answer(run, out))

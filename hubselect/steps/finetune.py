@@ -14,6 +14,7 @@ from hubselect.cache import atomic_write_json
 from hubselect.hub.catalog import FetchConfig
 from hubselect.scoring import ScoreConfig
 from hubselect.selection import SelectionConfig
+from hubselect.steps.answers import finetune_answer
 from hubselect.steps.common import TUNED, link_input, params_of, upstream, workdir
 from hubselect.steps.select import selection_inputs
 from hubselect.tracking.runs import StepOutput
@@ -38,4 +39,4 @@ def run_finetune(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
                           "train_seconds_total": sum(t["train_seconds"] for t in tuned)})
         runs.log_dir(out)
         link_input(out, "select", select_dir)
-        return StepOutput(run.info.run_id, out)
+        return StepOutput(run.info.run_id, out, answer=finetune_answer(run, out))

@@ -4,7 +4,7 @@ The ``main`` run tells the story on its first page: headline metrics (champion a
 untuned baseline, the gain, the runtime saved against brute force), the selection and
 evaluation tables (``tables/*.json``, shown by the MLflow UI), the target and candidate samples
 as dataset inputs, and a description with the registered model version. The console ends with
-the same answer (:func:`summary_text`).
+the same answer (:meth:`Story.text`; ``--json``: :func:`hubselect.steps.answers.main_answer`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ from hubselect.hub.catalog import FetchConfig
 from hubselect.hub.entries import Catalog
 from hubselect.scoring import ScoreConfig
 from hubselect.selection import SelectionConfig
+from hubselect.steps.answers import main_answer
 from hubselect.steps.common import (CHAMPION, EVALUATION, SELECTION, TUNED, UPSTREAM, link_input, params_of, read_json,
                                     upstream_dir)
 from hubselect.steps.evaluate import evaluation_frame, run_evaluate
 from hubselect.steps.fetch import log_inputs, run_fetch
 from hubselect.steps.finetune import run_finetune
+from hubselect.steps.reasons import chosen_lines
 from hubselect.steps.register import run_register
 from hubselect.steps.score import run_score
 from hubselect.steps.select import run_select
@@ -114,7 +116,8 @@ def run_main(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Selecti
         runs.log_metrics({**{f"time_{k}_s": v for k, v in phase.items()},
                           "time_total_s": accounting["time_wall_total_s"], **accounting})
         runs.set_tags({f"hubselect.{k}_run": v.run_id for k, v in outputs.items()})
-        return StepOutput(run.info.run_id, outputs["register"].path, summary=story.text(run.info.run_id))
+        return StepOutput(run.info.run_id, outputs["register"].path, summary=story.text(run.info.run_id),
+                          answer=main_answer(run, story))
 
 
 @dataclass(frozen=True)
@@ -168,9 +171,8 @@ class Story:
         return f"#/models/{c['registered_model']}/versions/{c['version']}"
 
     def chosen_lines(self) -> list[str]:
-        """One line per selected source: its rank and the policy's reason."""
-        rows = [r for r in self.selection["ranking"] if r.get("decision") == "selected"]
-        return [f"{r['rank']}. {r['candidate']}: {r.get('reason', '')}" for r in sorted(rows, key=lambda r: r["rank"])]
+        """One line per selected source: its rank and why, in words (:mod:`hubselect.steps.reasons`)."""
+        return chosen_lines(self.selection)
 
     def champion_line(self) -> str:
         c = self.champion

@@ -15,6 +15,7 @@ from hubselect.hub.catalog import FetchConfig
 from hubselect.hub.entries import Catalog
 from hubselect.scoring import ScoreConfig, read_texts
 from hubselect.selection import SelectionConfig
+from hubselect.steps.answers import register_answer
 from hubselect.steps.common import (CHAMPION, EVALUATION, TUNED, link_input, params_of, read_json, upstream,
                                     upstream_dir, workdir)
 from hubselect.steps.evaluate import run_evaluate
@@ -83,4 +84,4 @@ def run_register(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: Sel
         runs.set_tags({"hubselect.champion": champion["source"],
                        "hubselect.registered_model": f"{record['registered_model']}/{record['version']}"})
         link_input(out, "evaluate", evaluate_dir)
-        return StepOutput(run.info.run_id, out)
+        return StepOutput(run.info.run_id, out, answer=register_answer(run, out))

@@ -14,6 +14,7 @@ from hubselect.hub.catalog import FetchConfig
 from hubselect.hub.entries import Catalog
 from hubselect.progress import progress_bar
 from hubselect.scoring import ScoreConfig, ScoreResult, score
+from hubselect.steps.answers import score_answer
 from hubselect.steps.common import SCORES, link_input, params_of, workdir
 from hubselect.steps.fetch import fetch_logged
 from hubselect.tracking.runs import StepOutput
@@ -53,4 +54,4 @@ def run_score(fetch_cfg: FetchConfig, cfg: ScoreConfig, *, fetch_dir: Path | Non
                           "representations_cached": sum(result.cached.values())})
         runs.log_dir(work / "score")
         link_input(work / "score", "fetch", fetch_dir)
-        return StepOutput(run.info.run_id, work / "score")
+        return StepOutput(run.info.run_id, work / "score", answer=score_answer(run, work / "score"))

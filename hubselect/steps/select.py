@@ -1,8 +1,9 @@
 """select as an MLflow run: choose the sources worth tuning and prune the rest.
 
 Artifacts: ``selection.json`` (policy, summary, every candidate with every measure, decision
-and reason), ``ranking.csv``, ``plots/scores_per_candidate.png`` (+ the score artifacts beside them and the fetch
-artifacts under ``fetch/`` when run alone).
+and reason; for the ``combined`` policy each signal and the notes ``prior_seen`` and ``label_match``
+of :mod:`hubselect.steps.signals`), ``ranking.csv``, ``plots/scores_per_candidate.png`` (+ the score
+artifacts beside them and the fetch artifacts under ``fetch/`` when run alone).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from hubselect.hub.catalog import FetchConfig
 from hubselect.hub.entries import Catalog
 from hubselect.scoring import ScoreConfig
 from hubselect.selection import Selection, SelectionConfig, select
+from hubselect.steps.answers import select_answer
 from hubselect.steps.common import SCORES, SELECTION, link_input, params_of, upstream_dir, workdir
 from hubselect.steps.fetch import fetch_logged
 from hubselect.steps.score import score_into
@@ -36,12 +38,16 @@ def learned_predictions(model_ref: str, catalog: Catalog, scores: Any) -> Any:
 def select_into(catalog: Catalog, scores: Any, cfg: SelectionConfig, out: Path, score_cfg: ScoreConfig) -> Selection:
     """Select into ``out`` (selection.json, ranking.csv, plot)."""
     from hubselect.plots import scores_per_candidate
-    from hubselect.steps.signals import selection_signals, without_label_signals
+    from hubselect.steps.signals import NOTES, selection_signals, without_label_signals
 
     sizes = {c.name: c.sample.n for c in catalog.accepted()}
     cfg = without_label_signals(cfg, catalog)
     predicted = learned_predictions(cfg.learned_model, catalog, scores) if cfg.policy == "learned" else None
-    selection = select(scores, sizes, cfg, predicted, selection_signals(catalog, score_cfg, cfg))
+    signals = selection_signals(catalog, score_cfg, cfg)
+    notes = {k: signals.pop(k) for k in NOTES if k in (signals or {})}
+    selection = select(scores, sizes, cfg, predicted, signals)
+    for column, values in notes.items():
+        selection.table[column] = [values.get(c) for c in selection.table.index]
     out.mkdir(parents=True, exist_ok=True)
     selection.table.to_csv(out / "ranking.csv", float_format="%.6g")
     rows = json.loads(selection.table.reset_index().to_json(orient="records"))
@@ -82,7 +88,7 @@ def run_select(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, cfg: SelectionCon
         runs.set_tags({"hubselect.selected": ",".join(s["selected_sources"])})
         runs.log_dir(work / "select")
         link_input(work / "select", "score", score_dir)
-        return StepOutput(run.info.run_id, work / "select")
+        return StepOutput(run.info.run_id, work / "select", answer=select_answer(run, work / "select"))
 
 
 def selection_inputs(fetch_cfg: FetchConfig, score_cfg: ScoreConfig, select_cfg: SelectionConfig,

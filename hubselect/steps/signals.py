@@ -6,6 +6,10 @@
   label *names* and its estimated class balance (:mod:`hubselect.represent.labels` embeds them,
   :mod:`hubselect.divergence.labels` measures them). The
   target's labelled examples are not read.
+
+Besides the signals, two notes for the reader of the ranking (never weighed): ``prior_seen``
+(whether the prior knows the candidate at its revision) and ``label_match`` (each target label
+and the candidate's labels closest to it, ``negative/positive ↔ bad/good``).
 """
 
 from __future__ import annotations
@@ -33,8 +37,13 @@ def resolve_prior(ref: str) -> Path:
     return Path(ref)
 
 
-def prior_signal(catalog: Catalog, ref: str) -> dict[str, float]:
-    """``{candidate: prior value}``; unseen candidates get the prior's neutral value."""
+#: The notes :func:`selection_signals` adds beside the signals (columns of the ranking, not weighed).
+NOTES = ("prior_seen", "label_match")
+
+
+def prior_signal(catalog: Catalog, ref: str) -> dict[str, dict[str, Any]]:
+    """``{"prior": {candidate: value}, "prior_seen": {candidate: known}}``; unseen candidates get
+    the prior's neutral value."""
     from hubselect.prior import load_prior, prior_values
 
     prior = load_prior(resolve_prior(ref))
@@ -42,7 +51,18 @@ def prior_signal(catalog: Catalog, ref: str) -> dict[str, float]:
     known = [n for n, (_, k) in values.items() if k]
     logger.info("transfer prior knows %d of %d candidates%s", len(known), len(values),
                 f" ({', '.join(known)})" if known else "; the others get its neutral value")
-    return {n: v for n, (v, _) in values.items()}
+    return {"prior": {n: v for n, (v, _) in values.items()}, "prior_seen": {n: k for n, (_, k) in values.items()}}
+
+
+def label_match(target_names: list[str], target_embeddings: Any, source_names: list[str],
+                source_embeddings: Any) -> str:
+    """``negative/positive ↔ bad/good``: after the arrow, the candidate's labels closest to each
+    target label (``+`` joins several, ``-`` where none is closest)."""
+    from hubselect.divergence.labels import nearest_label_map
+
+    nearest = nearest_label_map(target_embeddings, source_embeddings)
+    matched = ["+".join(s for s, t in zip(source_names, nearest) if t == i) or "-" for i in range(len(target_names))]
+    return f"{'/'.join(target_names)} ↔ {'/'.join(matched)}"
 
 
 def _label_counts(entry: TaskEntry) -> dict[str, float]:
@@ -55,8 +75,9 @@ def _label_counts(entry: TaskEntry) -> dict[str, float]:
     return out
 
 
-def label_signals(catalog: Catalog, score_cfg: Any) -> dict[str, dict[str, float]]:
-    """``{"label_distance": {...}, "balance_distance": {...}}`` for every usable candidate.
+def label_signals(catalog: Catalog, score_cfg: Any) -> dict[str, dict[str, Any]]:
+    """``{"label_distance": {...}, "balance_distance": {...}, "label_match": {...}}`` for every
+    usable candidate (:func:`label_match`).
 
     Raises:
         HubselectError: the target has no label names.
@@ -74,8 +95,11 @@ def label_signals(catalog: Catalog, score_cfg: Any) -> dict[str, dict[str, float
     encoder = Encoder(score_cfg.embedding, score_cfg.device)
     texts = read_texts(catalog.path(target.score))
     emb, _ = cached_embeddings(texts, target.revision, encoder)
-    spaces = label_spaces(names, emb, {c.name: _label_counts(c) for c in catalog.accepted()}, encoder)
-    return label_space_distances(*spaces)
+    counts = {c.name: _label_counts(c) for c in catalog.accepted()}
+    target_space, spaces = label_spaces(names, emb, counts, encoder)
+    out: dict[str, dict[str, Any]] = dict(label_space_distances(target_space, spaces))
+    out["label_match"] = {n: label_match(names, target_space[0], list(counts[n]), spaces[n][0]) for n in spaces}
+    return out
 
 
 def without_label_signals(cfg: Any, catalog: Catalog) -> Any:
@@ -98,14 +122,15 @@ def without_label_signals(cfg: Any, catalog: Catalog) -> Any:
     return replace(cfg, weights=",".join(f"{k}={v:g}" for k, v in kept.items()))
 
 
-def selection_signals(catalog: Catalog, score_cfg: Any, cfg: Any) -> dict[str, dict[str, float]] | None:
-    """Every signal ``cfg`` (a ``combined`` :class:`~hubselect.selection.SelectionConfig`) weighs."""
+def selection_signals(catalog: Catalog, score_cfg: Any, cfg: Any) -> dict[str, dict[str, Any]] | None:
+    """Every signal ``cfg`` (a ``combined`` :class:`~hubselect.selection.SelectionConfig`) weighs,
+    with the :data:`NOTES` that explain them."""
     if cfg.policy != "combined":
         return None
     weights = cfg.weight_map()
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     if weights["prior"] > 0:
-        out["prior"] = prior_signal(catalog, cfg.prior)
+        out.update(prior_signal(catalog, cfg.prior))
     if weights["labels"] > 0 or weights["balance"] > 0:
         out.update(label_signals(catalog, score_cfg))
     return out

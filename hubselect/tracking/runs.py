@@ -48,12 +48,14 @@ T = TypeVar("T")
 @dataclass
 class StepOutput:
     """What a step run hands on: its run id, the local folder of its artifacts, whether a
-    finished run was reused, and (for ``main``) the summary the console ends with."""
+    finished run was reused, (for ``main``) the summary the console ends with, and the answer
+    the command shows (a JSON-ready dict, see ``hubselect.steps.answers``)."""
 
     run_id: str
     path: Path
     reused: bool = False
     summary: str = ""
+    answer: Mapping[str, Any] | None = None
 
 
 def tracking_uri() -> str:
