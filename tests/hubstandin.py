@@ -24,6 +24,9 @@ make to read public dataset repos (see ``../shared/notes/hub-stand-in.md`` from 
 * Faults on demand (:meth:`HubStandIn.inject`): the next requests whose path matches a pattern get
   a given HTTP status (``429`` with ``Retry-After``, ``503``...) or a reset connection, once each
   or forever, before they are answered normally.
+* Latency on demand (:attr:`HubStandIn.delay_s`): every answer, faults included, waits that long
+  first, as a real round trip to the Hub would. Requests are served in threads
+  (``ThreadingHTTPServer``), so concurrent clients wait at the same time, not in turn.
 
 Repos live in a folder laid out as ``ROOT/{owner}/{name}/repo.json`` plus one sub-folder per
 revision, ``ROOT/{owner}/{name}/revs/{label}/...`` holding that revision's files. ``repo.json``
@@ -220,10 +223,12 @@ class HubStandIn:
         root: folder of repos (see the module docstring); may be empty and filled later, then
             call :meth:`reload`.
         host: address to bind; port 0 picks a free port.
+        delay_s: seconds every answer waits before it is sent (0: none); may be changed any time.
     """
 
-    def __init__(self, root: str | Path, host: str = "127.0.0.1", port: int = 0):
+    def __init__(self, root: str | Path, host: str = "127.0.0.1", port: int = 0, delay_s: float = 0.0):
         self.root = Path(root)
+        self.delay_s = delay_s
         self.repos: dict[str, Repo] = {}
         self.spaces: dict[str, Repo] = {}
         self.faults: list[_Fault] = []
@@ -231,8 +236,7 @@ class HubStandIn:
         self.search_page_size: int | None = None  # results per /api/datasets page; None: no paging
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((host, port), _make_handler(self))
         self.reload()
 
     @property
@@ -453,6 +457,14 @@ class HubStandIn:
         return {"branches": branches, "tags": tags, "converts": []}
 
 
+class _Server(ThreadingHTTPServer):
+    """One thread per connection; a listen backlog for many clients connecting at once (the
+    default of 5 drops the SYNs of a burst, and the client then waits a second to resend)."""
+
+    daemon_threads = True
+    request_queue_size = 256
+
+
 def _make_handler(hub: HubStandIn):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -493,6 +505,8 @@ def _make_handler(hub: HubStandIn):
             raw_parts = [p for p in split.path.split("/") if p]
             query = parse_qs(split.query, keep_blank_values=True)
             status, sent = 500, 0
+            if hub.delay_s:
+                time.sleep(hub.delay_s)
             try:
                 fault = hub._take_fault(self.command, unquote(split.path))
                 if fault is not None:
@@ -829,16 +843,66 @@ def _build_fixture_repos(root: Path) -> dict[str, str]:
     return repos
 
 
-if __name__ == "__main__":  # python tests/hubstandin.py ROOT: build (if empty) and serve
+SYNTHETIC_NOUNS = ["film", "plot", "cast", "score", "ending", "script", "pace", "dialogue", "camera", "story"]
+
+
+def build_synthetic_repos(root: str | Path, n: int, *, rows: int = 100, owner: str = "synthetic",
+                          downloads: int = 100_000) -> list[str]:
+    """Write ``n`` small sentiment repos ``{owner}/set-0000``...; return their ids, most downloaded first.
+
+    Each has one ``train`` split of ``rows`` generated texts (``"set 7 review 3: the plot was superb
+    and loved."``, a ``ClassLabel`` ``negative``/``positive``, half each), a card with the
+    ``text-classification`` task and ``language: en``, and ``downloads - i`` downloads, so a search
+    lists them in index order. The texts are synthetic: enough for I/O benchmarks and for tests of
+    how candidates are fetched, not for anything that reads what they say.
+    """
+    import datasets
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=["negative", "positive"])})
+    card = _card("# Synthetic sentiment\n\nGenerated reviews labelled negative or positive.",
+                 task_categories=["text-classification"], language=["en"], configs=_split_configs(["train"]))
+    rng = random.Random(n)
+    bars_were_on = not datasets.utils.are_progress_bars_disabled()
+    datasets.utils.disable_progress_bars()
+    ids = []
+    try:
+        for i in range(n):
+            texts = [f"set {i} review {j}: the {rng.choice(SYNTHETIC_NOUNS)} was "
+                     f"{' and '.join(rng.sample(POSITIVE if j % 2 == 0 else NEGATIVE, 2))}." for j in range(rows)]
+            data = Dataset.from_dict({"text": texts, "label": [1 - j % 2 for j in range(rows)]}, features=features)
+            repo_id = f"{owner}/set-{i:04d}"
+            _write_repo(Path(root), repo_id, {"r1": {"README.md": card, "data/train.parquet": data}},
+                        refs={"main": "r1"}, downloads=downloads - i)
+            ids.append(repo_id)
+    finally:
+        if bars_were_on:
+            datasets.utils.enable_progress_bars()
+    return ids
+
+
+def _serve_main(argv: list[str] | None = None) -> None:
+    """``python tests/hubstandin.py [ROOT] [--synthetic N --rows R] [--delay S] [--port P]``: build the
+    fixture repos (or N synthetic ones) when ROOT holds none, then serve until interrupted."""
+    import argparse
     import os
-    import sys
     import tempfile
 
-    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp())
-    server = HubStandIn(folder)
+    parser = argparse.ArgumentParser(description=_serve_main.__doc__)
+    parser.add_argument("root", nargs="?", default="")
+    parser.add_argument("--synthetic", type=int, default=0, help="build N synthetic repos instead of the fixtures")
+    parser.add_argument("--rows", type=int, default=100, help="rows of each synthetic repo")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds every answer waits")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args(argv)
+    folder = Path(args.root or tempfile.mkdtemp())
+    server = HubStandIn(folder, port=args.port, delay_s=args.delay)
     os.environ["HF_ENDPOINT"] = server.url
     if not server.repos:
-        build_fixture_repos(folder)
+        if args.synthetic:
+            build_synthetic_repos(folder, args.synthetic, rows=args.rows)
+        else:
+            build_fixture_repos(folder)
         server.reload()
     print(f"serving {len(server.repos)} repos from {folder} at {server.url}", flush=True)
     server.start()
@@ -846,3 +910,7 @@ if __name__ == "__main__":  # python tests/hubstandin.py ROOT: build (if empty) 
         threading.Event().wait()
     except KeyboardInterrupt:
         server.stop()
+
+
+if __name__ == "__main__":
+    _serve_main()

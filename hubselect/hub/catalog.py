@@ -36,8 +36,8 @@ from hubselect.hub import demo, identity, local
 from hubselect.hub.columns import ColumnMapping, Hints, parse_column_specs
 from hubselect.hub.entries import Catalog, SampleInfo, TargetEntry, TaskEntry
 from hubselect.hub.refs import TaskRef, parse_ref
-from hubselect.hub.tasks import (EVAL_SPLITS, SCORE_SPLITS, TRAIN_SPLITS, Sample, TaskHandle, first_split,
-                                 open_task, read_sample, split_texts)
+from hubselect.hub.tasks import (EVAL_SPLITS, SCORE_SPLITS, STREAM_SAMPLE_VERSION, TRAIN_SPLITS, Sample, TaskHandle,
+                                 first_split, open_task, read_sample, split_texts)
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ SEARCH_PREFIX = "search:"
 TARGET_SCORE_FILE = "samples/target/score.parquet"
 TARGET_EVAL_FILE = "samples/target/eval.parquet"
 CANDIDATES_DIR = "samples/candidates"
+#: Candidates fetched at once by default: Hub calls wait on the network, so threads overlap them.
+DEFAULT_FETCH_WORKERS = 16
+#: FetchConfig fields that say how to fetch, not what: kept out of catalog.json's settings.
+_HOW_NOT_WHAT = ("fetch_workers",)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,9 @@ class FetchConfig:
         language: Hub search language filter.
         limit: Hub search result limit.
         trust_remote_code: Allow script-based Hub datasets (off by default).
+        fetch_workers: Candidates fetched at once, in threads (1: one after the other). How the
+            catalog is fetched, not what it holds: left out of ``catalog.json``'s settings, so the
+            catalog is the same for every value.
     """
 
     target: str = "demo:kitchen"
@@ -84,6 +91,7 @@ class FetchConfig:
     limit: int = 20
     trust_remote_code: bool = False
     columns: str = ""
+    fetch_workers: int = DEFAULT_FETCH_WORKERS
 
     def __post_init__(self) -> None:
         parse_column_specs(self.columns)  # fail before any work on a malformed mapping
@@ -92,6 +100,11 @@ class FetchConfig:
                 raise HubselectError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.eval_size < 0:
             raise HubselectError(f"eval-size must be 0 or more, got {self.eval_size}")
+        workers = self.fetch_workers
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise HubselectError(f"fetch-workers must be a whole number of at least 1, got {workers!r}: pass "
+                                 f"--fetch-workers {DEFAULT_FETCH_WORKERS} (the default), or 1 to fetch one "
+                                 "candidate at a time")
 
     def params(self) -> dict[str, Any]:
         """MLflow params of the fetch step (flat; the column mapping as ``text_column`` etc.)."""
@@ -148,7 +161,8 @@ def _cached_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: i
     """Read a sample through the on-disk cache; write it to ``out`` as Parquet; return meta."""
     import pandas as pd
 
-    key = content_key("sample-v2", task.ref.kind, task.ref.location, task.ref.config, task.revision, split,
+    version = f"sample-v2-stream-v{STREAM_SAMPLE_VERSION}" if task.streaming else "sample-v2"
+    key = content_key(version, task.ref.kind, task.ref.location, task.ref.config, task.revision, split,
                       asdict(mapping), n, seed, with_labels)
     cached = cache_dir() / "samples" / f"{key}.parquet"
     meta_path = cached.with_suffix(".json")
@@ -259,11 +273,94 @@ def rejection_table(candidates: list[TaskEntry]) -> str:
     return "\n".join(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in rows)
 
 
+def _prepare_threads(refs: list[TaskRef]) -> None:
+    """Set up, in the calling thread, the shared state the candidate threads would otherwise race to
+    set up: the demo catalog (written by whichever thread comes first, and replaced under the others
+    if two did), ``huggingface_hub``'s retrying client (installing it closes the client in use, under
+    any request another thread is sending), and the first imports of ``datasets`` and ``pandas``."""
+    import datasets  # noqa: F401 - imported once here, not first by 16 threads at once
+    import pandas  # noqa: F401
+
+    if any(r.kind == "demo" for r in refs):
+        demo.ensure_demo_catalog()
+    if any(r.kind == "hub" for r in refs):
+        from hubselect.hub.retry import install_hub_retries
+
+        install_hub_retries()
+
+
+def fetch_candidates(refs: list[TaskRef], cfg: FetchConfig, folder: Path, target: identity.TargetIdentity,
+                     progress: Callable[[str, int, int], None] | None = None) -> list[TaskEntry]:
+    """Each candidate's catalog entry, in the order of ``refs``, fetched ``cfg.fetch_workers`` at a time.
+
+    Hub calls wait on the network (info, tree, README, data files: several round trips each), so
+    threads overlap them. The result is the sequential one: entries are collected by index, and
+    each candidate's work depends on nothing but its own ref (its own sample file, cache keys and
+    log lines). What the threads share is safe to share: the cache writes temporaries under unique
+    names and renames them into place (two writers of one entry leave one whole entry); the pins
+    file is updated under a lock (:func:`hubselect.hub.hf.pin_revision`); ``huggingface_hub``'s
+    one ``httpx`` client is thread-safe, and each request retries on its own
+    (:func:`hubselect.hub.retry.retry_call` keeps no state between calls); ``fsspec`` keeps one
+    ``HfFileSystem`` per thread; the target's identity is only read (its memo of file digests at
+    worst computes one twice). What threads would race to create is created first
+    (:func:`_prepare_threads`).
+
+    A rejection stays in its entry. Any other error stops the fetch: candidates not started are
+    cancelled, the running ones finish, and the error of the earliest failed candidate (in
+    ``refs``' order) is raised, as a sequential fetch would raise it.
+
+    Args:
+        refs: The candidates.
+        cfg: The fetch settings (``fetch_workers`` threads at most).
+        folder: The fetch folder the samples are written into.
+        target: The target's identity, to reject copies of it.
+        progress: Called as ``progress(name, done, total)`` in this thread after each candidate.
+    """
+    files = candidate_files([r.name for r in refs])
+    total = len(refs)
+
+    def one(i: int) -> TaskEntry:
+        return _candidate_entry(refs[i], cfg, folder, files[refs[i].name], target)
+
+    if cfg.fetch_workers == 1 or total == 1:
+        entries = []
+        for i, ref in enumerate(refs):
+            entries.append(one(i))
+            if progress:
+                progress(ref.name, i + 1, total)
+        return entries
+    _prepare_threads(refs)
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    results: list[TaskEntry | None] = [None] * total
+    failed: dict[int, BaseException] = {}
+    with ThreadPoolExecutor(max_workers=min(cfg.fetch_workers, total), thread_name_prefix="hubselect-fetch") as pool:
+        futures = {pool.submit(one, i): i for i in range(total)}
+        try:
+            for done, future in enumerate(as_completed(futures), 1):
+                i = futures[future]
+                if future.exception() is not None:
+                    failed[i] = future.exception()
+                    break
+                results[i] = future.result()
+                if progress:
+                    progress(refs[i].name, done, total)
+        finally:  # an error or Ctrl-C: start nothing more; the running candidates finish
+            pool.shutdown(wait=True, cancel_futures=True)
+    if failed:
+        failed.update({i: f.exception() for f, i in futures.items() if f.done() and not f.cancelled()
+                       and f.exception() is not None})
+        raise failed[min(failed)]
+    return results  # type: ignore[return-value]  # every slot filled: no failure, none cancelled
+
+
 def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *,
           progress: Callable[[str, int, int], None] | None = None) -> Catalog:
     """Run the fetch step into ``out_dir`` (written atomically) and return its catalog.
 
-    ``progress(name, done, total)`` is called after each candidate.
+    ``progress(name, done, total)`` is called after each candidate (in the calling thread, in the
+    order they finish; ``done`` counts the candidates finished so far). Candidates are fetched
+    ``cfg.fetch_workers`` at a time (see :func:`fetch_candidates`).
 
     Raises:
         HubselectError: the target is unusable, or the candidate list is invalid / empty.
@@ -303,17 +400,12 @@ def fetch(cfg: FetchConfig, out_dir: str | os.PathLike, *,
             label_names=tuple(cfg.mapping.label_names or (eval_meta or {}).get("label_names") or []) or None)
         written = [tmp / s.file for s in (target_entry.score, target_entry.eval) if s]
         ident = _target_identity(target_ref, target, cfg, written)
-        files = candidate_files([r.name for r in refs])
-        candidates = []
-        for i, ref in enumerate(refs, 1):
-            candidates.append(_candidate_entry(ref, cfg, tmp, files[ref.name], ident))
-            if progress:
-                progress(ref.name, i, len(refs))
+        candidates = fetch_candidates(refs, cfg, tmp, ident, progress)
         table = rejection_table(candidates)
         if table:
             logger.warning("%d of %d candidates rejected (details in catalog.json):\n%s",
                            sum(not c.usable for c in candidates), len(candidates), table)
-        settings = {k: v for k, v in asdict(cfg).items() if k != "mapping"}
+        settings = {k: v for k, v in asdict(cfg).items() if k != "mapping" and k not in _HOW_NOT_WHAT}
         settings["mapping"] = asdict(cfg.mapping)
         catalog = Catalog(settings, target_entry, tuple(candidates), round(time.perf_counter() - start, 3), out_dir)
         catalog.write(tmp)

@@ -26,6 +26,10 @@ Findings that shaped this module (huggingface_hub 2.4.0, datasets 5.2.0):
   :func:`~hubselect.hub.retry.install_hub_retries`, so each request (info, tree, resolve,
   paths-info, search, the ranged reads of a stream) is retried with backoff for up to a minute,
   then fails in one line that counts the tries (:func:`translate_hub_error`).
+* The fetch step calls these functions from many threads at once (one candidate each). They keep
+  no state in memory; ``huggingface_hub``'s shared ``httpx`` client is thread-safe; the cached
+  info is written atomically under unique temporary names; the one file several threads change,
+  the pins file, is read, changed and written under a lock (:func:`pin_revision`).
 * Offline (``HF_HUB_OFFLINE=1``): :func:`pin_revision` answers from the pins file and the cached
   info without a network call. ``datasets`` can reload a split offline only if it was loaded
   once with ``streaming=False`` (streaming caches nothing), and it then ignores ``revision``
@@ -38,13 +42,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hubselect.cache import atomic_write_json, cache_dir, content_key
+from hubselect.cache import atomic_write_json, cache_dir, content_key, key_lock
 from hubselect.errors import HubselectError, TaskRejected
 from hubselect.hub.refs import check_hub_id
 from hubselect.hub.retry import RetriesExhausted, install_hub_retries, no_retries, plural
@@ -64,6 +69,7 @@ DATA_EXTENSIONS = (".parquet", ".arrow", ".csv", ".tsv", ".json", ".jsonl", ".nd
 _COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip", ".lz4")
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _TOKEN_RE = re.compile(r"hf_[A-Za-z0-9]{8,}")
+_PINS_LOCK = threading.Lock()  # one read-change-write of a pins file at a time in this process
 
 
 @dataclass(frozen=True)
@@ -429,10 +435,15 @@ def _read_pins(pins_path: Path) -> dict[str, str]:
 
 
 def _record_pin(pins_path: Path, repo_id: str, sha: str) -> None:
-    pins = _read_pins(pins_path)
-    if pins.get(repo_id) != sha:
-        pins[repo_id] = sha
-        atomic_write_json(pins_path, pins)
+    """Add ``repo_id``'s pin to the pins file: read, change and write back under a lock, so pins that
+    threads (a concurrent fetch) or processes record at the same time are all kept."""
+    if _read_pins(pins_path).get(repo_id) == sha:
+        return
+    with _PINS_LOCK, key_lock(pins_path):  # this process's threads, then other processes
+        pins = _read_pins(pins_path)
+        if pins.get(repo_id) != sha:
+            pins[repo_id] = sha
+            atomic_write_json(pins_path, pins)
 
 
 def _info_cache_path(repo_id: str, sha: str) -> Path:

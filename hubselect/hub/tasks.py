@@ -22,6 +22,10 @@ SCORE_SPLITS = ("unlabeled", "unlabelled", "unsupervised", "unlabel", "train", "
 TRAIN_SPLITS = ("train", "training", "validation", "dev", "test")
 EVAL_SPLITS = ("test", "validation", "valid", "dev", "eval")
 STREAM_SCAN_FACTOR = 4  # a streamed split is read up to 4x the sample size (at least 2,000 rows)
+STREAM_SAMPLE_VERSION = 3
+"""How streamed (Hub) samples are drawn, part of their cache key. 3: a split of one shard is shuffled
+without ``datasets``' shard interleaving, whose thread pool sleeps 5 s after each Parquet read; the
+sample differs from version 2 only where the split has more rows than the shuffle buffer."""
 
 
 @dataclass
@@ -136,7 +140,8 @@ def read_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: int,
 
     With ``with_labels=False`` only the text columns are selected, so label values are never read
     (used for the target while scoring). Streamed Hub splits are shuffled with a seeded buffer
-    and read up to ``STREAM_SCAN_FACTOR * n`` rows, so a large dataset is never fetched whole.
+    and read up to ``STREAM_SCAN_FACTOR * n`` rows, so a large dataset is never fetched whole; a
+    split of one file is read in this thread alone (see :data:`STREAM_SAMPLE_VERSION`).
     Integer labels take their names from the user, a ``ClassLabel``, a names column
     (``label_text``) or a local dataset card; bare integers are never used as names.
 
@@ -160,7 +165,10 @@ def read_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: int,
     total = None
     if task.streaming:
         scan = max(STREAM_SCAN_FACTOR * n, 2000)
-        rows: Iterable[dict] = data.shuffle(seed=seed, buffer_size=min(scan, 10_000)).take(scan)
+        # One shard: shuffle it alone. datasets' default interleaves up to 10 shards through a thread
+        # pool, and for Parquet then sleeps 5 s after every read (apache/arrow#45214): 5 s a candidate.
+        alone = {"max_buffer_input_shards": 1} if data.num_shards == 1 else {}
+        rows: Iterable[dict] = data.shuffle(seed=seed, buffer_size=min(scan, 10_000), **alone).take(scan)
     else:
         rows, total = data, len(data)
     texts, labels, seen, named = _read_rows(rows, columns, mapping.join, with_labels)
