@@ -129,3 +129,23 @@ def test_a_bad_worker_count_is_a_one_line_error(workers):
 def test_fetch_workers_is_a_param_but_not_a_catalog_setting(synthetic_hub, sequential):
     assert FetchConfig(fetch_workers=4).params()["fetch_workers"] == 4
     assert "fetch_workers" not in sequential[0]["settings"]
+
+
+def test_local_and_demo_candidates_share_the_pool_and_the_sequential_result(tmp_path, monkeypatch):
+    """No Hub at all: the demo catalog is first written by this fetch (the target is a local folder),
+    once, before the threads that read it start."""
+    target = tmp_path / "target"
+    target.mkdir()
+    rows = [{"text": f"a note {i} on the kettle", "label": ("good", "bad")[i % 2]} for i in range(40)]
+    (target / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    folders = {}
+    for workers in (1, 16):
+        cache = tmp_path / f"cache-{workers}"
+        monkeypatch.setenv("HUBSELECT_CACHE_DIR", str(cache))
+        fetch(FetchConfig(target=str(target), candidates="demo", sample_size=30, target_sample_size=30, eval_size=0,
+                          fetch_workers=workers), tmp_path / f"out-{workers}")
+        folders[workers] = tmp_path / f"out-{workers}"
+        catalog = folders[workers] / "catalog.json"  # the demo tasks live in each run's own cache
+        catalog.write_text(catalog.read_text().replace(str(cache), "<cache>"))
+    assert _content(folders[16]) == _content(folders[1])
+    assert len(json.loads((folders[16] / "catalog.json").read_text())["candidates"]) > 1
