@@ -203,7 +203,10 @@ def install_hub_retries() -> None:
     """Make ``huggingface_hub`` (and so ``datasets``) send every request with retries; idempotent.
 
     The new client keeps the default client's event hooks (offline check, request ids), redirect
-    and timeout settings, read through ``httpx2.Client``'s public attributes.
+    and timeout settings, read through ``httpx2.Client``'s public attributes. Installing it closes
+    the client in use (``set_client_factory`` does), so a caller about to start threads that send
+    Hub requests installs it first (the fetch step does); once installed, every thread shares the
+    one thread-safe client, and each request's retries are its own.
     """
     from huggingface_hub import get_session, set_client_factory
 
