@@ -89,3 +89,15 @@ def test_the_nested_result_carries_the_leave_one_group_out_truth():
     col = collection()
     result = nested_logo(col, ["rank:terms", "labels"], ["learned"])
     pd.testing.assert_frame_equal(result.logo_truth, logo_truth(col))
+
+
+def test_the_inner_truth_is_fitted_without_the_held_out_group_and_the_scored_targets_group():
+    col = collection()
+    result = nested_logo(col, ["rank:terms", "labels"], [])
+    inner = result.inner_truth
+    assert set(inner["held_out"]) == {"A", "B", "C"}
+    rows = inner[(inner["held_out"] == "A") & (inner["target"].map(GROUPS) == "B")]
+    assert sorted(rows["target"].unique()) == ["b1", "b2", "b3"]  # only the other groups' targets
+    expected = prior_table(col.truth, col.groups, {"A", "B"})[rows.index]
+    np.testing.assert_allclose(rows["prior_loto"], expected)  # the prior saw group C only
+    assert not inner[inner["held_out"] == "A"]["target"].map(GROUPS).eq("A").any()

@@ -1,13 +1,17 @@
 """What the benchmark's pairs and scoring cost, in seconds on a steady machine.
 
-Used by the benchmark report (:mod:`hubselect.benchmark.run`) and the trust analysis
-(:mod:`hubselect.benchmark.trust`) alike.
+Used by the benchmark report (:mod:`hubselect.benchmark.run`), the trust analysis
+(:mod:`hubselect.benchmark.trust`) and the two-stage pick (:mod:`hubselect.benchmark.twostage`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
+
+import numpy as np
+
+from hubselect.errors import HubselectError
 
 
 def score_seconds(matrix: dict, policy_measures: dict[str, list[str]], kinds: dict[str, str],
@@ -47,8 +51,8 @@ def embedding_seconds_per_text(score_cfg: Any, texts: list[str]) -> float:
     return encoder.seconds / max(len(texts), 1)
 
 
-def normalised_costs(pairs: Any) -> Any:
-    """Tune + evaluate cost of each pair at the benchmark's median throughput.
+def normalised_parts(pairs: Any) -> tuple[Any, Any]:
+    """``(tune seconds, evaluate seconds)`` of each pair at the benchmark's median throughput.
 
     On a shared machine one source's training can run 10x slower than another's because of
     other jobs; the median examples/s of training and of evaluation over all pairs turns each
@@ -56,7 +60,33 @@ def normalised_costs(pairs: Any) -> Any:
     """
     train_rate = (pairs["train_seconds"] / pairs["train_examples"].clip(lower=1)).median()
     eval_rate = (pairs["eval_seconds"] / pairs["eval_n"].clip(lower=1)).median()
-    return pairs["train_examples"] * train_rate + pairs["eval_n"] * eval_rate
+    return pairs["train_examples"] * train_rate, pairs["eval_n"] * eval_rate
+
+
+def normalised_costs(pairs: Any) -> Any:
+    """Tune + evaluate cost of each pair at the benchmark's median throughput (:func:`normalised_parts`)."""
+    tune, evaluate = normalised_parts(pairs)
+    return tune + evaluate
+
+
+def two_stage_seconds(score: float, tune: Sequence[float], evaluate: Sequence[float], probes: Sequence[int],
+                      kept: Sequence[int], fraction: float) -> float:
+    """End-to-end seconds of a two-stage pick on one target.
+
+    ``score`` (every candidate scored) + for each of the ``probes`` a probe tune of ``fraction`` of the
+    full tuning work and one prediction pass over the target's texts (priced as the pair's
+    evaluation) + for each of the ``kept`` a full tune and an evaluation. At ``fraction >= 1`` the
+    probes *are* full tunes, so the kept models (chosen among them) are not tuned again, only
+    evaluated. ``tune``/``evaluate`` hold every candidate's seconds (:func:`normalised_parts`);
+    ``probes``/``kept`` index into them.
+    """
+    t, e = np.asarray(tune, dtype=float), np.asarray(evaluate, dtype=float)
+    p, k = np.asarray(probes, dtype=int), np.asarray(kept, dtype=int)
+    if not 0 < fraction <= 1 or not set(k.tolist()) <= set(p.tolist()):
+        raise HubselectError(f"a probe fraction is in (0, 1] and the kept models are probes (got {fraction}, "
+                             f"kept {k.tolist()} of probes {p.tolist()})")
+    retune = 0.0 if fraction >= 1 else float(t[k].sum())
+    return float(score + fraction * t[p].sum() + e[p].sum() + retune + e[k].sum())
 
 
 def seconds_per_text(cfg: Any, matrix: dict, out_dir: Path) -> float | None:

@@ -53,12 +53,17 @@ class NestedResult:
             were made on.
         logo_truth: Every target's pairs with the prior and learned rankers fitted without its
             group (what :func:`logo_truth` gives), as the held-out groups were scored.
+        inner_truth: The pairs the choices were made on: for held-out group G (column
+            ``held_out``), every target of another group H with the prior and learned rankers
+            fitted outside G and H (what the inner scores read); later choices made per fold,
+            such as the two-stage re-rank signal (:mod:`hubselect.benchmark.twostage`), read it.
     """
 
     per_target: Any
     choices: dict[str, str]
     inner: Any
     logo_truth: Any
+    inner_truth: Any = None
 
 
 def prior_table(truth: Any, groups: dict[str, str], excluded: Iterable[str]) -> Any:
@@ -162,11 +167,13 @@ def fold_truth(col: Any, targets: list[str], excluded: set[str]) -> Any:
     return out
 
 
-def scores_held_out(col: Any, names: list[str], targets: list[str], excluded: set[str]) -> Any:
-    """Per (ranker, target) scores of ``targets`` with learned parts fitted outside ``excluded``."""
+def scores_held_out(col: Any, names: list[str], targets: list[str], excluded: set[str]) -> tuple[Any, Any]:
+    """Per (ranker, target) scores of ``targets`` with learned parts fitted outside ``excluded``,
+    and the fold's truth they were computed on (:func:`fold_truth`)."""
     from hubselect.benchmark.trust import evaluate_rankers
 
-    return evaluate_rankers(replace(col, truth=fold_truth(col, targets, excluded)), names)
+    truth = fold_truth(col, targets, excluded)
+    return evaluate_rankers(replace(col, truth=truth), names), truth
 
 
 def _targets_of(col: Any, group: str) -> list[str]:
@@ -186,10 +193,11 @@ def nested_logo(col: Any, candidates: list[str], report: list[str]) -> NestedRes
     from hubselect.benchmark.trust import choose_default, evaluate_rankers, summarise
 
     groups = sorted({col.groups.get(t, t) for t in col.truth["target"].unique()})
-    choices, inner_parts, outer_parts, held_truths = {}, [], [], []
+    choices, inner_parts, outer_parts, held_truths, inner_truths = {}, [], [], [], []
     for g in groups:
-        inner = pd.concat([scores_held_out(col, candidates, _targets_of(col, h), {g, h}).assign(held_out=g)
-                           for h in groups if h != g], ignore_index=True)
+        folds = [scores_held_out(col, candidates, _targets_of(col, h), {g, h}) for h in groups if h != g]
+        inner = pd.concat([f[0] for f in folds], ignore_index=True).assign(held_out=g)
+        inner_truths += [f[1].assign(held_out=g) for f in folds]
         choices[g] = choose_default(summarise(inner, sorted(inner["target"].unique())), candidates)
         names = list(dict.fromkeys([choices[g], *report]))
         held_truths.append(fold_truth(col, _targets_of(col, g), {g}))
@@ -197,8 +205,9 @@ def nested_logo(col: Any, candidates: list[str], report: list[str]) -> NestedRes
         outer_parts.append(outer.assign(chosen=outer["ranker"] == choices[g]))
         inner_parts.append(inner)
         logger.info("nested LOGO: %s held out, %s chosen on the other groups", g, choices[g])
+    inner_truth = pd.concat(inner_truths) if inner_truths else col.truth.iloc[:0].assign(held_out="")
     return NestedResult(pd.concat(outer_parts, ignore_index=True), choices, pd.concat(inner_parts, ignore_index=True),
-                        pd.concat(held_truths).sort_index())
+                        pd.concat(held_truths).sort_index(), inner_truth)
 
 
 def logo_truth(col: Any) -> Any:

@@ -126,6 +126,36 @@ def load_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path) -
     return Collection(seed_pairs, truth, groups, collections, measures, kinds)
 
 
+def matrix_from_records(out_dir: str | Path) -> dict:
+    """The matrix (as :func:`hubselect.benchmark.matrix.build_matrix` returns it) assembled from the
+    records of a benchmark folder that was never assembled: a sharded or still running benchmark,
+    or one restored from a committed export (``scripts/matrix_sync.py restore``). Each scored target
+    gets the pairs recorded so far, of every recorded model; nothing is tuned or evaluated."""
+    from hubselect.benchmark.matrix import SETTINGS_FILE, _assemble, model_stem
+
+    out_dir = Path(out_dir)
+    settings = json.loads((out_dir / SETTINGS_FILE).read_text(encoding="utf-8"))["settings"]
+    models = [{**json.loads(p.read_text(encoding="utf-8")), "from_cache": True}
+              for p in sorted((out_dir / "models").glob("*.json"))]
+    evals = {}
+    for m in models:
+        found = sorted((out_dir / "pairs").glob(f"*/{model_stem(m)}.json"))
+        evals[(m["source"], m["seed"], m["formulation"])] = {f.parent.name: json.loads(f.read_text(encoding="utf-8"))
+                                                            for f in found}
+    targets = []
+    for name in settings["task_names"].split(","):
+        path = out_dir / "prepared" / f"{name}.json"
+        if not path.exists():
+            continue
+        rec = json.loads(path.read_text(encoding="utf-8"))
+        if rec["scored"]:
+            base = json.loads((out_dir / "baseline" / f"{name}.json").read_text(encoding="utf-8"))
+            rec = _assemble(rec, models, evals, base)
+        targets.append(rec)
+    return {"settings": settings, "tasks": [{"name": n} for n in settings["task_names"].split(",")],
+            "targets": targets}
+
+
 # ------------------------------------------------------------------------------------------ rankers
 
 
@@ -303,59 +333,146 @@ def reliability(seed_pairs: Any) -> Any:
 
 # ---------------------------------------------------------------------------------------- champion
 
+#: The label-free estimators computable from a pair record's ``pred`` and ``conf`` alone; entropy
+#: also needs every label's probability (the ``.npy`` scores beside a live benchmark's records).
+RECORD_ESTIMATORS = ("rank", "confidence", "atc", "agreement")
+
+
+def prediction_estimates(preds: list[np.ndarray], confs: list[np.ndarray], thresholds: list[float],
+                         probs: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The label-free estimators of :mod:`hubselect.labelfree` per model (in the given order), from
+    each model's predicted label index (``preds``) and top probability (``confs``) on the target's
+    texts: ``rank`` (minus the position), ``confidence`` (mean top probability), ``atc`` (share of
+    texts above the model's source-held-out threshold), ``agreement`` (mean share of texts on which
+    the model predicts what each other given model predicts; 0 for one model), and ``entropy``
+    (minus the mean predictive entropy) only when full ``probs`` are given."""
+    n = len(preds)
+    agreement = [float(np.mean([np.mean(preds[i] == preds[j]) for j in range(n) if j != i])) if n > 1 else 0.0
+                 for i in range(n)]
+    out = {"rank": -np.arange(n, dtype=float), "confidence": np.array([np.mean(c) for c in confs], dtype=float),
+           "atc": np.array([np.mean(np.asarray(c) > t) for c, t in zip(confs, thresholds)], dtype=float),
+           "agreement": np.array(agreement, dtype=float)}
+    if probs is not None:
+        out["entropy"] = np.array([(p * np.log(np.clip(p, 1e-12, 1))).sum(axis=1).mean() for p in probs])
+    return out
+
+
+def pair_outputs(out_dir: str | Path, target: str, stem: str) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(pred, conf, probs)`` of one evaluated pair on the target's test texts: from the ``.npy``
+    scores of a live benchmark folder when they are there (``probs`` the softmax), else from the
+    ``pred``/``conf`` lists of the pair record (``probs`` None), as the committed export keeps them.
+
+    Raises:
+        HubselectError: neither is there.
+    """
+    from hubselect.errors import HubselectError
+    from hubselect.labelfree import softmax
+
+    base = Path(out_dir) / "pairs" / target / stem
+    npy = base.with_name(stem + ".npy")
+    if npy.exists():
+        probs = softmax(np.load(npy).astype(float))
+        return probs.argmax(axis=1), probs.max(axis=1), probs
+    record = json.loads(base.with_name(stem + ".json").read_text(encoding="utf-8"))
+    if "pred" not in record or "conf" not in record:
+        raise HubselectError(f"pair '{base}.json' has neither its .npy scores nor pred/conf lists: restore the "
+                             "folder from an export that keeps them (scripts/matrix_sync.py), or run the benchmark")
+    return np.asarray(record["pred"], dtype=int), np.asarray(record["conf"], dtype=float), None
+
+
+def holdout_threshold(out_dir: str | Path, stem: str) -> float:
+    """The ATC threshold of one tuned model, from its source-held-out record (``holdout/``)."""
+    from hubselect.labelfree import atc_threshold
+
+    held = json.loads((Path(out_dir) / "holdout" / f"{stem}.json").read_text(encoding="utf-8"))
+    return atc_threshold(held["confidence"], held["correct"])
+
+
 def champion_table(col: Collection, out_dir: str | Path, policy: str, k: int = 3) -> Any:
     """Champion regret of every label-free estimator among the ``k`` sources ``policy`` selects.
 
     Per target and seed: the regret is the accuracy of the best of the ``k`` tuned models (the
-    labelled choice) minus that of the estimator's choice, in points.
+    labelled choice) minus that of the estimator's choice, in points. Predictions are read by
+    :func:`pair_outputs` (``.npy`` or the records' ``pred``/``conf``); ``entropy`` is kept only
+    when every pair had full scores. A (target, seed) lacking one of the ``k`` models (a matrix
+    still running) is left out.
     """
     import pandas as pd
 
-    from hubselect.labelfree import atc_threshold, label_free_estimates, softmax
-
-    out_dir, rows = Path(out_dir), []
+    rows, skipped = [], 0
     accuracy = col.seed_pairs.set_index(["target", "source", "seed"])["accuracy"]
     for target, group in col.truth.groupby("target", sort=True):
         chosen = top_sources(col, group, policy, k)
         for seed in sorted(col.seed_pairs["seed"].unique()):
+            if any((target, s, seed) not in accuracy.index for s in chosen):
+                skipped += 1
+                continue
             stems = [f"{s}.s{seed}.description" for s in chosen]
-            probs = [softmax(np.load(out_dir / "pairs" / target / f"{st}.npy")) for st in stems]
+            outputs = [pair_outputs(out_dir, target, st) for st in stems]
+            probs = [o[2] for o in outputs]
+            est = prediction_estimates([o[0] for o in outputs], [o[1] for o in outputs],
+                                       [holdout_threshold(out_dir, st) for st in stems],
+                                       None if any(p is None for p in probs) else probs)
             accs = np.array([accuracy[(target, s, seed)] for s in chosen])
-            held = [json.loads((out_dir / "holdout" / f"{st}.json").read_text()) for st in stems]
-            est = label_free_estimates(probs, [atc_threshold(h["confidence"], h["correct"]) for h in held])
             for name, values in est.items():
                 pick = int(np.argmax(values))
                 rows.append({"target": target, "seed": int(seed), "estimator": name, "champion": chosen[pick],
                              "accuracy": accs[pick], "best": accs.max(), "regret": 100 * (accs.max() - accs[pick])})
-    return pd.DataFrame(rows)
+    if skipped:
+        logger.warning("champion table: %d (target, seed) left out, one of the %d chosen models missing", skipped, k)
+    table = pd.DataFrame(rows, columns=["target", "seed", "estimator", "champion", "accuracy", "best", "regret"])
+    full = table.groupby(["target", "seed"])["estimator"].nunique().eq(len(RECORD_ESTIMATORS) + 1).all()
+    return table if full else table[table["estimator"] != "entropy"].reset_index(drop=True)
+
+
+def probe_outputs(col: Collection, out_dir: str | Path, seed: int) -> dict[tuple[str, str], tuple]:
+    """``{(target, source): (pred, conf, atc threshold)}`` of every pair's model of tuning ``seed``
+    (the two-stage pick's probes, :mod:`hubselect.benchmark.twostage`); pairs without it are absent."""
+    pairs = col.seed_pairs[col.seed_pairs["seed"] == seed]
+    out, thresholds = {}, {}
+    for target, source in zip(pairs["target"], pairs["source"]):
+        stem = f"{source}.s{seed}.description"
+        if stem not in thresholds:
+            thresholds[stem] = holdout_threshold(out_dir, stem)
+        pred, conf, _ = pair_outputs(out_dir, target, stem)
+        out[(target, source)] = (pred, conf, thresholds[stem])
+    return out
 
 
 # ------------------------------------------------------------------------------------------ driver
 
 
+def policy_score_seconds(col: Collection, matrix: dict, policy: str) -> dict[str, float]:
+    """Per target, the cold cost of scoring every candidate for ``policy``: the representations and
+    measures it reads (:func:`hubselect.benchmark.costs.score_seconds`), plus one embedded set (the
+    target's texts) when the balance distance is weighed without embedding measures."""
+    from hubselect.benchmark.costs import score_seconds
+
+    parts = policy.split(":")
+    mset = parts[1] if parts[0] in ("combined", "rank") else "all"
+    secs = score_seconds(matrix, {policy: measure_set(col, mset),
+                                  "embed": [m for m in col.measures if col.kinds[m] == "embeddings"]}, col.kinds)
+    balance = parts[0] == "combined" and float(parts[4][1:]) > 0 and mset == "terms"
+    sizes = col.truth.groupby("target").size()
+    return {t: v + (secs["embed"][t] / max(int(sizes.get(t, 0)) + 1, 1) if balance else 0.0)
+            for t, v in secs[policy].items()}
+
+
 def saving_at_k(col: Collection, matrix: dict, policy: str, k: int = 3) -> Any:
     """End-to-end runtime saved per target by tuning ``policy``'s top ``k`` instead of every source.
 
-    Scoring cost: the cold cost of the representations and measures the policy reads
-    (:func:`hubselect.benchmark.costs.score_seconds`), plus one embedded set (the target's texts)
-    when the balance distance is weighed without embedding measures. Pair costs are the
-    benchmark's tune + evaluate work at its median throughput.
+    Scoring cost: :func:`policy_score_seconds`. Pair costs are the benchmark's tune + evaluate work
+    at its median throughput.
     """
     import pandas as pd
 
     from hubselect.benchmark.metrics import runtime_saving, top_k
-    from hubselect.benchmark.costs import normalised_costs, score_seconds
+    from hubselect.benchmark.costs import normalised_costs
 
-    parts = policy.split(":")
-    mset = parts[1] if parts[0] in ("combined", "rank") else "all"
-    used = measure_set(col, mset)
-    secs = score_seconds(matrix, {policy: used, "embed": [m for m in col.measures if col.kinds[m] == "embeddings"]},
-                         col.kinds)
-    balance = parts[0] == "combined" and float(parts[4][1:]) > 0 and mset == "terms"
+    secs = policy_score_seconds(col, matrix, policy)
     truth = col.truth.assign(cost_seconds=normalised_costs(col.truth))
     out = {}
     for target, group in truth.groupby("target", sort=True):
-        extra = secs["embed"][target] / max(len(group) + 1, 1) if balance else 0.0
         top = top_k(closeness_for(col, group, policy), k)
-        out[target] = runtime_saving(secs[policy][target] + extra, group["cost_seconds"].to_numpy(float), top)
+        out[target] = runtime_saving(secs[target], group["cost_seconds"].to_numpy(float), top)
     return pd.Series(out, name=f"saving@{k}")

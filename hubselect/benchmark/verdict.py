@@ -15,8 +15,8 @@ import numpy as np
 
 from hubselect.benchmark.nested import LEARNED
 from hubselect.benchmark.trust import (BASELINES, MEASURE_SETS, Collection, champion_table, choose_default,
-                                       evaluate_rankers, grid_names, load_collection, reliability, saving_at_k,
-                                       summarise)
+                                       evaluate_rankers, grid_names, load_collection, policy_score_seconds,
+                                       reliability, saving_at_k, summarise)
 
 
 def ranker_names() -> list[str]:
@@ -52,6 +52,33 @@ def shipped_learned(col: Collection) -> dict[str, dict]:
     return fit_learned(col.truth, feature_table(col.truth, col.measures, prior), np.ones(len(col.truth), bool))
 
 
+def two_stage(col: Collection, matrix: dict, out_dir: str | Path, nested: Any) -> dict:
+    """The nested two-stage pick (:mod:`hubselect.benchmark.twostage`): its per-target rows, the
+    summary per row label with 95% bootstrap CIs over targets, and the runtime saving table.
+
+    The probes are the matrix's models of :data:`~hubselect.benchmark.twostage.PROBE_SEED`; the truth
+    is the mean over the other seeds; the first stage of a group is its nested default.
+    """
+    from hubselect.benchmark.costs import normalised_parts
+    from hubselect.benchmark.trust import probe_outputs
+    from hubselect.benchmark.twostage import (PROBE_SEED, labelled_rows, nested_two_stage, restrict, saving_table,
+                                              split_truth)
+
+    split = split_truth(col.seed_pairs, PROBE_SEED)
+    probes = probe_outputs(col, out_dir, PROBE_SEED)
+    result = nested_two_stage(col, nested, probes, split)
+    targets = sorted(result.per_target["target"].unique())
+    summary = summarise(labelled_rows(result.per_target), targets)
+    tune, evaluate = normalised_parts(col.truth)
+    held = restrict(nested.logo_truth, split, probes).assign(tune_seconds=tune, evaluate_seconds=evaluate)
+    logo_col = replace(col, truth=nested.logo_truth)
+    secs = {p: policy_score_seconds(logo_col, matrix, p) for p in set(nested.choices.values())}
+    first = {t: nested.choices[col.groups.get(t, t)] for t in targets}
+    saving = saving_table(col, held, result, probes, {t: secs[first[t]][t] for t in targets})
+    return {"result": result, "summary": summary, "saving": saving, "targets": len(targets),
+            "sources": int(held.groupby("target").size().median()) if len(held) else 0}
+
+
 def analyse_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path, report_dir: str | Path) -> dict:
     """Run every analysis of this module and write CSVs, the prior and ``trust.md`` to ``report_dir``.
 
@@ -79,6 +106,7 @@ def analyse_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path
     champions = champion_table(logo_col, out_dir, shipped)
     champ_held, champ_choices = nested_champion(champions, col.groups)
     saving = saving_at_k(logo_col, matrix, shipped)
+    two = two_stage(col, matrix, out_dir, nested)
     revisions = {r["source"]: r["source_revision"] for t in matrix["targets"] if t["scored"] for r in t["pairs"]}
     prior = build_prior(col.truth, revisions, description=f"{len(targets)} targets of {out_dir} "
                         f"({matrix['settings'].get('seeds', 1)} seeds)")
@@ -86,9 +114,10 @@ def analyse_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path
     for name, model in shipped_learned(col).items():
         save(model, report_dir / f"{name.replace(':', '_')}_policy.json")
     _write_tables(report_dir, col, logo, nested, rel, champions, saving)
+    _write_two_stage(report_dir, two)
     result = {"default": shipped, "choices": nested.choices, "headline": headline, "nested": nested,
               "reliability": rel, "champion_choices": champ_choices, "champion_held": champ_held,
-              "champions": champions, "saving": saving, "col": col, "per_target": logo}
+              "champions": champions, "saving": saving, "col": col, "per_target": logo, "two_stage": two}
     from hubselect.benchmark.trust_report import write_trust_report
 
     write_trust_report(report_dir / "trust.md", result)
@@ -110,3 +139,14 @@ def _write_tables(report_dir: Path, col: Collection, logo: Any, nested: Any, rel
     rel.to_csv(report_dir / "reliability.csv", index=False, float_format="%.4f")
     champions.to_csv(report_dir / "champions.csv", index=False, float_format="%.4f")
     saving.rename_axis("target").to_csv(report_dir / "saving.csv", float_format="%.4f")
+
+
+def _write_two_stage(report_dir: Path, two: dict) -> None:
+    import pandas as pd
+
+    res = two["result"]
+    res.per_target.to_csv(report_dir / "per_target_two_stage.csv", index=False, float_format="%.4f")
+    two["summary"].to_csv(report_dir / "two_stage_summary.csv", float_format="%.4f")
+    two["saving"].to_csv(report_dir / "two_stage_saving.csv", index=False, float_format="%.4f")
+    pd.DataFrame([{"held_out": g, "n": n, "signal": s} for (g, n), s in sorted(res.choices.items())]).to_csv(
+        report_dir / "two_stage_choices.csv", index=False)
