@@ -278,3 +278,15 @@ def test_a_matrix_is_assembled_from_the_records_of_an_unassembled_folder(tmp_pat
                                                                             ("u", "t", 0)]
     assert frame.loc[frame["seed"] == 1, "gain"].iloc[0] == pytest.approx(0.2)
     assert not matrix["targets"][2]["scored"]
+
+
+def test_reliability_leaves_out_targets_without_two_sources_of_every_seed():
+    from hubselect.benchmark.trust import reliability
+
+    rows = [{"target": "t", "source": s, "seed": k, "accuracy": 0.5 + 0.1 * i + 0.01 * k}
+            for i, s in enumerate("abc") for k in (0, 1)]
+    rows += [{"target": "u", "source": "a", "seed": 0, "accuracy": 0.5}, {"target": "u", "source": "b", "seed": 1,
+                                                                        "accuracy": 0.6}]
+    rel = reliability(pd.DataFrame(rows))
+    assert list(rel["target"]) == ["t"] and rel.iloc[0]["split_half_spearman"] == pytest.approx(1.0)
+    assert reliability(pd.DataFrame(rows[-2:])).empty

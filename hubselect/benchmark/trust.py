@@ -298,6 +298,11 @@ def _spearman_brown(r: float, k: int) -> float:
     return float(k * r / denom) if np.isfinite(r) and denom > 0 else float("nan")
 
 
+RELIABILITY_COLUMNS = ("target", "sources", "seeds", "seed_spearman", "reliability_sb", "split_half_spearman",
+                       "ceiling_spearman_sb", "ceiling_spearman", "ceiling_regret@1", "ceiling_regret@3",
+                       "ceiling_ndcg@3", "seed_sd_points", "best_minus_median_points")
+
+
 def reliability(seed_pairs: Any) -> Any:
     """Per target, how far the tuning seeds agree: the ground truth's own reliability.
 
@@ -311,13 +316,18 @@ def reliability(seed_pairs: Any) -> Any:
       could reach against a noisy truth; ``ceiling_spearman_sb`` = ``sqrt(reliability_sb)``;
     * ``seed_sd_points``: the mean over sources of the seed SD of a pair's accuracy;
     * ``best_minus_median_points``: the best source's seed-mean accuracy above the median one's.
+
+    A target where fewer than two sources have every seed (a matrix still running) is left out.
     """
     import pandas as pd
 
-    rows = []
+    rows, short = [], []
     for target, g in seed_pairs.groupby("target", sort=True):
         wide = g.pivot_table(index="source", columns="seed", values="accuracy").dropna()
         seeds = list(wide.columns)
+        if len(wide) < 2 or len(seeds) < 2:  # a matrix still running: too few sources with every seed
+            short.append(target)
+            continue
         halves = [wide[seeds[0::2]].mean(axis=1).to_numpy(float), wide[seeds[1::2]].mean(axis=1).to_numpy(float)]
         r = _seed_agreement(wide)
         sb = _spearman_brown(r, len(seeds))
@@ -328,7 +338,10 @@ def reliability(seed_pairs: Any) -> Any:
                      **_ceiling(*halves),
                      "seed_sd_points": float(100 * wide.std(axis=1, ddof=1).mean()),
                      "best_minus_median_points": float(100 * (mean.max() - np.median(mean)))})
-    return pd.DataFrame(rows)
+    if short:
+        logger.warning("reliability: %d targets left out, fewer than two sources have every seed (%s)", len(short),
+                       ", ".join(short[:5]) + (", ..." if len(short) > 5 else ""))
+    return pd.DataFrame(rows, columns=RELIABILITY_COLUMNS)
 
 
 # ---------------------------------------------------------------------------------------- champion
