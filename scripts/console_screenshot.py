@@ -61,7 +61,8 @@ def main() -> int:
     console.print(Text.from_ansi(text), soft_wrap=True)
     title = args.title or " ".join(command[:2])
     console.save_svg(str(args.output), title=title)
-    args.output.with_suffix(".txt").write_text(Text.from_ansi(text).plain, encoding="utf-8")
+    plain = "".join(line.rstrip() + "\n" for line in Text.from_ansi(text).plain.splitlines())
+    args.output.with_suffix(".txt").write_text(plain, encoding="utf-8")
     print(f"{args.output}: exit {code}, {len(text.splitlines())} lines", file=sys.stderr)
     return code
 

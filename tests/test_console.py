@@ -109,6 +109,14 @@ def test_select_json_is_all_of_stdout_and_matches_selection_json(tracking, tiny,
         assert sum(row["contributions"].values()) == pytest.approx(logged["combined_score"], abs=1e-6)
         assert row["why"] and row["policy_reason"] == logged["reason"]
     assert any("has never seen 5 of 5" in w for w in answer["warnings"])
+    # the label signal in words: the target's labels, then the candidate's closest to each
+    for row in answer["ranking"]:
+        left, _, right = row["label_match"].partition(" ↔ ")
+        assert left == "negative/positive" and right
+        if left != right:
+            assert f"labels differ: {row['label_match']}" in row["why"], row
+    assert any(r["label_match"].endswith("↔ negative/positive") for r in answer["ranking"])
+    assert any("labels differ" in r["why"] for r in answer["ranking"])  # the news topics
 
     # a long ranking shows the top 20 and says how many more
     many = dict(answer, ranking=[dict(r, candidate=f"{r['candidate']}{i}", rank=5 * i + r["rank"])

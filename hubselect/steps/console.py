@@ -144,7 +144,7 @@ def _transfer(a: Answer) -> list[Any]:
 def _register(a: Answer) -> list[Any]:
     out: list[Any] = [_bold(f"{a['target']}: registered {a['model_uri']} (version {a['version']}, "
                             f"{a['version_uri']}, alias @{a['alias']})"),
-                      f"Champion: {a['source']} ({a['policy']}: {a['reason']})"]
+                      f"Champion: {a['source']}, chosen by {a['policy']}: {a['reason']}"]
     if a.get("accuracy") is not None and a.get("baseline_accuracy") is not None:
         out.append(f"Accuracy on the target {a['accuracy']:.3f} against the untuned {a['baseline_accuracy']:.3f} "
                    f"(gain {a['accuracy'] - a['baseline_accuracy']:+.3f})")
@@ -164,7 +164,7 @@ def _benchmark(a: Answer) -> list[Any]:
     table = _table(*columns, title="Headline (mean over targets; [95% CI]; regret in accuracy points)")
     for row in a["headline"]:
         _row(table, *(row[c] for c in columns))
-    return [table, f"Report: {a['report']} (every column and table; --json has the headline's columns)"]
+    return [table, f"Report: {a['report']}", "  (every table and column; --json has all of the headline's columns)"]
 
 
 RENDERERS: dict[str, Callable[[Answer], list[Any]]] = {
