@@ -16,6 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hubselect.errors import HubselectError
+from hubselect.hub.retry import RetriesExhausted, install_hub_retries
 
 logger = logging.getLogger(__name__)
 
@@ -67,12 +68,15 @@ def resolve_model(name: str = DEFAULT_MODEL, revision: str | None = None) -> Res
         return ResolvedModel(name, os.path.abspath(name), "local")
     from huggingface_hub import snapshot_download
 
+    install_hub_retries()  # a 429/5xx or a reset is retried here too, as for datasets
     try:
         path = snapshot_download(
             name, revision=revision,
             allow_patterns=["*.json", "*.txt", "*.safetensors", "*.model", "1_Pooling/*"],
         )
-    except Exception as exc:  # noqa: BLE001 - every failure is the same user-facing problem
+    except RetriesExhausted as exc:
+        raise HubselectError(f"model '{name}' cannot be loaded: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - every other failure is the same user-facing problem
         raise HubselectError(
             f"model '{name}' cannot be loaded ({type(exc).__name__}): use the bundled "
             f"'{DEFAULT_MODEL}', a local folder, or a Hub id reachable from this machine"

@@ -19,6 +19,9 @@ make to read public dataset repos (see ``../shared/notes/hub-stand-in.md`` from 
   unsatisfiable).
 * ``HEAD``/``GET /spaces/{id}/resolve/{rev}/{path}`` -- a file of a Space repo (``repo.json`` with
   ``"type": "space"``), as ``evaluate`` fetches a Hub metric script (``{name}.py``).
+* ``GET /api/models/{id}[/revision/{rev}]`` (and ``tree``, ``paths-info``, ``refs`` as for datasets)
+  and ``HEAD``/``GET /{id}/resolve/{rev}/{path}`` -- a model repo (``"type": "model"``), as
+  ``snapshot_download`` fetches an encoder.
 * Errors carry the Hub's own ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``,
   ``EntryNotFound``, ``GatedRepo``) so ``huggingface_hub`` raises its own exception types.
 * Faults on demand (:meth:`HubStandIn.inject`): the next requests whose path matches a pattern get
@@ -231,6 +234,7 @@ class HubStandIn:
         self.delay_s = delay_s
         self.repos: dict[str, Repo] = {}
         self.spaces: dict[str, Repo] = {}
+        self.models: dict[str, Repo] = {}
         self.faults: list[_Fault] = []
         self.log: list[LoggedRequest] = []
         self.search_page_size: int | None = None  # results per /api/datasets page; None: no paging
@@ -250,6 +254,7 @@ class HubStandIn:
         with self._lock:
             self.repos = {k: r for k, r in repos.items() if r.repo_type == "dataset"}
             self.spaces = {k: r for k, r in repos.items() if r.repo_type == "space"}
+            self.models = {k: r for k, r in repos.items() if r.repo_type == "model"}
 
     def start(self) -> "HubStandIn":
         """Serve in a daemon thread; returns ``self``."""
@@ -326,7 +331,7 @@ class HubStandIn:
     # -- API answers ----------------------------------------------------------------------
 
     def _repo(self, repo_id: str, repo_type: str = "dataset") -> Repo:
-        repo = (self.spaces if repo_type == "space" else self.repos).get(repo_id)
+        repo = {"space": self.spaces, "model": self.models}.get(repo_type, self.repos).get(repo_id)
         if repo is None:
             raise _HubError(404, "RepoNotFound", "Repository not found")
         return repo
@@ -397,8 +402,8 @@ class HubStandIn:
         others = [(k, v) for k, values in query.items() if k != "cursor" for v in values]
         return found[start:end], f'<{self.url}{urlsplit(path).path}?{urlencode([*others, ("cursor", end)])}>; rel="next"'
 
-    def info(self, repo_id: str, rev: str) -> dict:
-        repo = self._repo(repo_id)
+    def info(self, repo_id: str, rev: str, repo_type: str = "dataset") -> dict:
+        repo = self._repo(repo_id, repo_type)
         revision = self._revision(repo, rev)
         card = _card_of(revision)
         return {
@@ -425,8 +430,8 @@ class HubStandIn:
         return {"type": "directory", "oid": hashlib.sha1(path.encode()).hexdigest(), "size": 0,
                 "path": path}
 
-    def tree(self, repo_id: str, rev: str, path: str, recursive: bool) -> list[dict]:
-        repo = self._repo(repo_id)
+    def tree(self, repo_id: str, rev: str, path: str, recursive: bool, repo_type: str = "dataset") -> list[dict]:
+        repo = self._repo(repo_id, repo_type)
         revision = self._revision(repo, rev)
         self._files_allowed(repo)
         path = path.strip("/")
@@ -440,16 +445,16 @@ class HubStandIn:
         )
         return [self._entry(revision, p) for p in entries]
 
-    def paths_info(self, repo_id: str, rev: str, paths: list[str]) -> list[dict]:
-        repo = self._repo(repo_id)
+    def paths_info(self, repo_id: str, rev: str, paths: list[str], repo_type: str = "dataset") -> list[dict]:
+        repo = self._repo(repo_id, repo_type)
         revision = self._revision(repo, rev)
         self._files_allowed(repo)
         folders = revision.folders()
         return [self._entry(revision, p.strip("/")) for p in paths
                 if p.strip("/") in revision.files or p.strip("/") in folders - {""}]
 
-    def refs(self, repo_id: str) -> dict:
-        repo = self._repo(repo_id)
+    def refs(self, repo_id: str, repo_type: str = "dataset") -> dict:
+        repo = self._repo(repo_id, repo_type)
         branches = [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": s}
                     for n, s in repo.refs.items() if n == "main"]
         tags = [{"name": n, "ref": f"refs/tags/{n}", "targetCommit": s}
@@ -548,9 +553,12 @@ def _make_handler(hub: HubStandIn):
 
         def _route(self, parts: list[str], query: dict[str, list[str]]) -> tuple[int, int]:
             body = self._body() if self.command == "POST" else b""
-            if parts[:2] == ["api", "datasets"]:
-                rest = parts[2:]
-                if not rest and self.command in ("GET", "HEAD"):
+            if len(parts) >= 5 and parts[2] == "resolve" and parts[0] not in ("api", "datasets", "spaces"):
+                return self._resolve(f"{unquote(parts[0])}/{unquote(parts[1])}", unquote(parts[3]),
+                                     "/".join(unquote(p) for p in parts[4:]), "model")
+            if parts[:2] in (["api", "datasets"], ["api", "models"]):
+                rest, kind = parts[2:], "model" if parts[1] == "models" else "dataset"
+                if not rest and kind == "dataset" and self.command in ("GET", "HEAD"):
                     page, link = hub.page(hub.search(query), query, self.path)
                     return 200, self._send(200, json.dumps(page).encode(), {"Link": link} if link else None)
                 if len(rest) < 2:
@@ -558,19 +566,19 @@ def _make_handler(hub: HubStandIn):
                 repo_id = f"{unquote(rest[0])}/{unquote(rest[1])}"
                 tail = rest[2:]
                 if not tail:
-                    return 200, self._json(hub.info(repo_id, "main"))
+                    return 200, self._json(hub.info(repo_id, "main", kind))
                 verb, args = tail[0], tail[1:]
                 if verb == "revision" and len(args) == 1:
-                    return 200, self._json(hub.info(repo_id, unquote(args[0])))
+                    return 200, self._json(hub.info(repo_id, unquote(args[0]), kind))
                 if verb == "tree" and args:
                     path = "/".join(unquote(a) for a in args[1:])
                     recursive = (query.get("recursive") or ["false"])[0].lower() == "true"
-                    return 200, self._json(hub.tree(repo_id, unquote(args[0]), path, recursive))
+                    return 200, self._json(hub.tree(repo_id, unquote(args[0]), path, recursive, kind))
                 if verb == "paths-info" and len(args) == 1 and self.command == "POST":
                     return 200, self._json(hub.paths_info(repo_id, unquote(args[0]),
-                                                          _paths_from_body(body, self.headers)))
+                                                          _paths_from_body(body, self.headers), kind))
                 if verb == "refs" and not args:
-                    return 200, self._json(hub.refs(repo_id))
+                    return 200, self._json(hub.refs(repo_id, kind))
                 raise _HubError(404, None, "Not found")
             if parts[:1] in (["datasets"], ["spaces"]) and len(parts) >= 6 and parts[3] == "resolve":
                 repo_id = f"{unquote(parts[1])}/{unquote(parts[2])}"
@@ -695,6 +703,13 @@ def _write_repo(root: Path, repo_id: str, revisions: dict[str, dict[str, Any]],
         "downloads": downloads, "gated": gated, "refs": refs,
         "revision_order": list(revisions), "type": repo_type,
     }, indent=1))
+
+
+def write_model_repo(root: str | Path, repo_id: str, folder: str | Path, downloads: int = 0) -> None:
+    """Write a model repo ``repo_id`` under ``root`` whose ``main`` holds the files of ``folder`` (a
+    ``save_pretrained`` folder); call :meth:`HubStandIn.reload` after."""
+    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+    _write_repo(Path(root), repo_id, {"r1": files}, {"main": "r1"}, downloads, repo_type="model")
 
 
 def build_fixture_repos(root: str | Path) -> dict[str, str]:

@@ -31,9 +31,10 @@ import pytest
 #: Data flows up this table: hub -> represent -> divergence -> selection -> training ->
 #: evaluation -> tracking, with steps/ and the CLI on top.
 LAYERS: dict[int, list[str]] = {
-    # foundation; modeling resolves and loads a pretrained encoder, which represent and training both use
-    0: ["__init__", "errors", "cache", "progress", "labelnames", "executor", "plots", "modeling"],
-    1: ["hub"],
+    0: ["__init__", "errors", "cache", "progress", "labelnames", "executor", "plots"],
+    # modeling resolves (from the Hub, with hub's retries) and loads the pretrained encoder that
+    # represent and training both use
+    1: ["hub", "modeling"],
     2: ["represent"],
     3: ["divergence", "scoring"],
     4: ["selection", "prior", "learned_policy", "select*", "polic*"],

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from hubstandin import RESET
+from hubstandin import RESET, write_model_repo
 
 from hubselect.errors import HubselectError, TaskRejected
 from hubselect.hub import hf
@@ -107,6 +107,16 @@ def test_an_invalid_hub_id_is_a_one_line_error_before_any_call(hub, text):
     assert re.fullmatch(rf"task '{re.escape(text)}' is not a valid Hub id \([^\n]+\): write "
                         r"'owner/name\[:config\]\[@revision\]'", str(err.value))
     assert hub.log == []
+
+
+def test_an_invalid_target_id_is_one_stderr_line_before_any_progress_bar(hub, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    done = subprocess.run([sys.executable, "-m", "hubselect", "fetch", "--target", "hf:acme/..", "--candidates", "demo"],
+                          capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("hubselect: error: task 'hf:acme/..' is not a valid Hub id") \
+        and done.stderr.count("\n") == 1, done.stderr
+    assert hub.log == [] and not (tmp_path / "mlflow.db").exists()  # no run was started either
 
 
 def test_pinning_an_invalid_id_is_a_one_line_error(hub, tmp_path):
@@ -210,6 +220,56 @@ def test_threads_pinning_at_once_each_retry_their_own_failures(hub, tmp_path):
     assert [p.sha for p in pinned] == [hub.repos[r].refs["main"] for r in repos]
     for repo in repos:
         assert [r.status for r in hub.requests_for(f"/api/datasets/{repo}") if r.path.endswith(repo)] == [503, 429, 200]
+
+
+# --- an encoder downloaded from the Hub gets the same retries ----------------------------------
+
+TINY_MODEL = "acme/tiny-encoder"
+
+
+@pytest.fixture()
+def model_repo(hub, tmp_path):
+    """A tiny random BERT served as the model repo :data:`TINY_MODEL`."""
+    from modelkit import make_tiny_model
+
+    if TINY_MODEL not in hub.models:
+        write_model_repo(hub.root, TINY_MODEL, make_tiny_model(tmp_path / "tiny"))
+        hub.reload()
+    return hub
+
+
+def _resolve_in_child(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """``resolve_model(TINY_MODEL)`` in a fresh interpreter (no Hub call made before it, so nothing else
+    installed the retries) with empty Hugging Face caches."""
+    return _child(f"""
+        from hubselect.errors import HubselectError
+        from hubselect.modeling import resolve_model
+        try:
+            print("resolved", resolve_model("{TINY_MODEL}").revision)
+        except HubselectError as exc:
+            print("error:", exc)
+    """, tmp_path, HUBSELECT_HUB_RETRY_BASE_S="0.02", **env)
+
+
+def test_a_hub_model_download_survives_429_then_503(model_repo, tmp_path):
+    info = rf"^/api/models/{TINY_MODEL}(/revision/[^/]+)?$"
+    model_repo.inject(info, [429, 503], retry_after=1)
+    model_repo.inject(rf"^/{TINY_MODEL}/resolve/[^/]+/config\.json$", [503, RESET], method="GET")
+    done = _resolve_in_child(tmp_path)
+    assert done.stdout.startswith("resolved "), done.stdout + done.stderr[-2000:]
+    assert [r.status for r in model_repo.requests_for(f"/api/models/{TINY_MODEL}")][:3] == [429, 503, 200]
+    # the stand-in logs a request once answered, so a reset may be logged after the next try
+    statuses = [r.status for r in model_repo.requests_for("config.json", "GET")]
+    assert {0, 503} <= set(statuses) and 200 in statuses, statuses
+
+
+def test_a_hub_model_that_keeps_failing_is_one_line_with_the_try_count(model_repo, tmp_path):
+    model_repo.inject(rf"^/api/models/{TINY_MODEL}(/revision/[^/]+)?$", [500], forever=True)
+    done = _resolve_in_child(tmp_path, HUBSELECT_HUB_RETRY_BUDGET_S="1")
+    assert re.fullmatch(rf"error: model '{TINY_MODEL}' cannot be loaded: the Hub at {re.escape(model_repo.url)} "
+                        rf"\(GET /api/models/{TINY_MODEL}/revision/main\): gave up after \d+ tries in \d+ s "
+                        r"\(last: HTTP 500\): retry later, or pass a local folder/file path\n", done.stdout), \
+        done.stdout + done.stderr[-2000:]
 
 
 def test_a_malformed_retry_setting_is_a_one_line_error(monkeypatch):

@@ -95,6 +95,8 @@ class FetchConfig:
 
     def __post_init__(self) -> None:
         parse_column_specs(self.columns)  # fail before any work on a malformed mapping
+        if self.target:
+            parse_ref(self.target)  # a malformed task reference or Hub id, before any step or bar starts
         for name in ("sample_size", "target_sample_size", "limit"):
             if getattr(self, name) < 1:
                 raise HubselectError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
