@@ -86,6 +86,7 @@ def fetch_options() -> list[Option]:
                "separate with ';')", repeat=True),
         Option("--language", f("language"), "Hub search: language filter (e.g. en)"),
         Option("--limit", f("limit"), "Hub search: most-downloaded N datasets", int),
+        Option("--fetch-workers", f("fetch_workers"), "Hub candidates fetched at once (threads)", int),
         Option("--trust-remote-code", f("trust_remote_code"), TRUST_HELP, bool),
     ]
 
@@ -287,7 +288,8 @@ def fetch_config(a: argparse.Namespace):
                        target_sample_size=a.target_sample_size, eval_size=a.eval_size, seed=a.seed,
                        target_split=a.target_split, eval_split=a.eval_split,
                        mapping=ColumnMapping.from_strings(a.text_column, a.label_column, a.label_names, a.text_join),
-                       language=a.language, limit=a.limit, trust_remote_code=a.trust_remote_code,
+                       language=a.language, limit=a.limit, fetch_workers=a.fetch_workers,
+                       trust_remote_code=a.trust_remote_code,
                        columns=";".join(c for c in a.columns if c))
 
 
