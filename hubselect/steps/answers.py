@@ -115,7 +115,7 @@ def selection_warnings(selection: Mapping[str, Any]) -> list[str]:
         return []
     shown = ", ".join(unseen[:5]) + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")
     return [f"the transfer prior has never seen {len(unseen)} of {len(rows)} candidates ({shown}): they get its "
-            "neutral value; --prior runs:/<benchmark run id> uses a prior that has"]
+            "neutral value; --prior runs:/<benchmark run id> uses a prior that has seen them"]
 
 
 def select_answer(run: Any, select_dir: Path) -> dict[str, Any]:
