@@ -12,7 +12,8 @@ and restore them into a fresh benchmark folder so the benchmark resumes where it
 * ``DEST/pairs.csv``: one row per target, source and seed (:func:`pair_records`);
 * and prints the progress: models and pairs done out of those needed.
 
-``restore`` writes those records back into a benchmark folder (pair JSONs, model and holdout
+``restore`` writes those records back into a benchmark folder (pair JSONs, which keep ``pred``
+and ``conf`` for the label-free estimators of :mod:`hubselect.benchmark.trust`; model and holdout
 records), so ``hubselect benchmark`` with the same settings neither tunes a recorded model again
 nor evaluates a recorded pair again; samples are fetched again (seeded, so identical).
 
@@ -90,7 +91,6 @@ def restore(dest: Path, bench: Path) -> None:
         for line in gzip.decompress(gz.read_bytes()).decode("utf-8").splitlines():
             record = json.loads(line)
             stem = record.pop("stem")
-            record.pop("pred", None), record.pop("conf", None)
             (bench / "pairs" / target / f"{stem}.json").write_text(json.dumps(record), encoding="utf-8")
     print(f"restored {dest} into {bench}")
 
