@@ -90,18 +90,12 @@ def prior_table(truth: Any, groups: dict[str, str], excluded: Iterable[str]) -> 
 
 
 def feature_table(truth: Any, measures: list[str], prior: Any) -> Any:
-    """Learned-ranker features of every pair, aligned with ``truth``: ``z_<measure>``,
-    ``z_label_distance``, ``z_balance_distance``, ``prior``, ``src_log_rows``, ``src_n_labels``,
-    ``tgt_n_labels``, ``same_labels``."""
-    zcols = [f"d_{m}" for m in measures] + ["label_distance", "balance_distance"]
-    z = truth.groupby("target")[zcols].transform(lambda v: (v - v.mean()) / (v.std(ddof=0) or 1.0))
-    z.columns = [f"z_{c[2:]}" if c.startswith("d_") else f"z_{c}" for c in zcols]
-    z["prior"] = np.asarray(prior, dtype=float)
-    z["src_log_rows"] = np.log10(truth["source_rows"].clip(lower=1).to_numpy(float))
-    z["src_n_labels"] = truth["src_n_labels"].to_numpy(float)
-    z["tgt_n_labels"] = truth["tgt_n_labels"].to_numpy(float)
-    z["same_labels"] = truth["same_labels"].to_numpy(float)
-    return z.fillna(0.0)
+    """Learned-ranker features of every pair, aligned with ``truth``, with ``prior`` as the prior:
+    :func:`hubselect.learned_policy.pair_features_of`, the same features ``hubselect select``
+    builds for a shipped model."""
+    from hubselect.learned_policy import pair_features_of
+
+    return pair_features_of(truth.assign(prior=np.asarray(prior, dtype=float)), measures)
 
 
 def fit_pairwise(features: Any, targets: Any, accuracy: Any, *, c: float = 1.0) -> dict:

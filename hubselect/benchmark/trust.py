@@ -69,7 +69,7 @@ def label_features(matrix: dict, out_dir: Path) -> Any:
 
     from hubselect.benchmark.matrix import target_catalog_dir
     from hubselect.divergence.labels import label_space_distances
-    from hubselect.labelnames import normalize_label
+    from hubselect.learned_policy import label_set_features
     from hubselect.represent.labels import label_spaces
     from hubselect.represent.store import EmbeddingSettings, Encoder, cached_embeddings
 
@@ -82,14 +82,12 @@ def label_features(matrix: dict, out_dir: Path) -> Any:
         texts = pd.read_parquet(catalog.path(catalog.target.score), columns=["text"])["text"].tolist()
         emb, _ = cached_embeddings(texts, catalog.target.revision, encoder)
         ok = {c.name: c.sample for c in catalog.accepted()}
-        spaces = label_spaces(rec["label_names"], emb, {n: s.label_counts for n, s in ok.items()}, encoder)
+        counts = {c.name: c.label_counts_by_name() for c in catalog.accepted()}  # as hubselect select reads them
+        spaces = label_spaces(rec["label_names"], emb, counts, encoder)
         table = pd.DataFrame(label_space_distances(*spaces))
-        target_set = {normalize_label(n) for n in rec["label_names"]}
         table["source_rows"] = [float(ok[n].rows_total or ok[n].n) for n in table.index]
-        table["same_labels"] = [float({normalize_label(k) for k in ok[n].label_counts} == target_set)
-                                for n in table.index]
-        table["src_n_labels"] = [float(len(ok[n].label_counts)) for n in table.index]
-        table["tgt_n_labels"] = float(len(rec["label_names"]))
+        sets = [label_set_features(rec["label_names"], list(counts[n])) for n in table.index]
+        table = table.assign(**{k: [f[k] for f in sets] for k in ("src_n_labels", "tgt_n_labels", "same_labels")})
         parts.append(table.rename_axis("source").reset_index().assign(target=rec["target"]))
     return pd.concat(parts, ignore_index=True)
 

@@ -122,6 +122,15 @@ class TaskEntry:
         """The label names of its sample (None when rejected or unnamed)."""
         return self.sample.label_names if self.sample else None
 
+    def label_counts_by_name(self) -> dict[str, float]:
+        """Its sample's label counts keyed by label *name* (integer ids mapped through its names)."""
+        names = self.label_names or ()
+        out = {}
+        for key, count in ((self.sample.label_counts if self.sample else None) or {}).items():
+            k = str(key)
+            out[names[int(k)] if k.isdigit() and int(k) < len(names) else k] = float(count)
+        return out
+
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TaskEntry:
         return cls(name=data["name"], ref=data.get("ref", ""), kind=data.get("kind", ""),

@@ -24,15 +24,22 @@ from hubselect.steps.score import score_into
 from hubselect.tracking.runs import StepOutput
 
 
-def learned_predictions(model_ref: str, catalog: Catalog, scores: Any) -> Any:
-    """Gains predicted by a benchmark's learned policy (``runs:/<id>`` or a local path)."""
+def learned_predictions(cfg: SelectionConfig, catalog: Catalog, scores: Any, score_cfg: ScoreConfig) -> Any:
+    """Gains predicted by a benchmark's learned policy (``runs:/<id>`` or a local path); a model
+    with pair features gets the prior (``cfg.prior``) and the label signals it reads."""
     from hubselect import learned_policy
+    from hubselect.steps.signals import label_signals, prior_signal
 
+    model_ref = cfg.learned_model
     if model_ref.startswith("runs:/"):
         from hubselect.tracking import runs
 
         model_ref = str(runs.download(model_ref[len("runs:/"):].strip("/")))
-    return learned_policy.predict_from_catalog(learned_policy.load(model_ref), scores, catalog)
+    model = learned_policy.load(model_ref)
+    signals = None
+    if learned_policy.uses_pair_features(model):
+        signals = {**prior_signal(catalog, cfg.prior), **label_signals(catalog, score_cfg)}
+    return learned_policy.predict_from_catalog(model, scores, catalog, signals)
 
 
 def select_into(catalog: Catalog, scores: Any, cfg: SelectionConfig, out: Path, score_cfg: ScoreConfig) -> Selection:
@@ -42,7 +49,7 @@ def select_into(catalog: Catalog, scores: Any, cfg: SelectionConfig, out: Path, 
 
     sizes = {c.name: c.sample.n for c in catalog.accepted()}
     cfg = without_label_signals(cfg, catalog)
-    predicted = learned_predictions(cfg.learned_model, catalog, scores) if cfg.policy == "learned" else None
+    predicted = learned_predictions(cfg, catalog, scores, score_cfg) if cfg.policy == "learned" else None
     signals = selection_signals(catalog, score_cfg, cfg)
     notes = {k: signals.pop(k) for k in NOTES if k in (signals or {})}
     selection = select(scores, sizes, cfg, predicted, signals)

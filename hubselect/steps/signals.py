@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hubselect.errors import HubselectError
-from hubselect.hub.entries import Catalog, TaskEntry
+from hubselect.hub.entries import Catalog
 
 logger = logging.getLogger(__name__)
 
@@ -65,16 +65,6 @@ def label_match(target_names: list[str], target_embeddings: Any, source_names: l
     return f"{'/'.join(target_names)} ↔ {'/'.join(matched)}"
 
 
-def _label_counts(entry: TaskEntry) -> dict[str, float]:
-    """A candidate's label counts keyed by label *name* (integer ids mapped through its names)."""
-    names = entry.label_names or ()
-    out = {}
-    for key, count in (entry.sample.label_counts or {}).items():
-        k = str(key)
-        out[names[int(k)] if k.isdigit() and int(k) < len(names) else k] = float(count)
-    return out
-
-
 def label_signals(catalog: Catalog, score_cfg: Any) -> dict[str, dict[str, Any]]:
     """``{"label_distance": {...}, "balance_distance": {...}, "label_match": {...}}`` for every
     usable candidate (:func:`label_match`).
@@ -95,7 +85,7 @@ def label_signals(catalog: Catalog, score_cfg: Any) -> dict[str, dict[str, Any]]
     encoder = Encoder(score_cfg.embedding, score_cfg.device)
     texts = read_texts(catalog.path(target.score))
     emb, _ = cached_embeddings(texts, target.revision, encoder)
-    counts = {c.name: _label_counts(c) for c in catalog.accepted()}
+    counts = {c.name: c.label_counts_by_name() for c in catalog.accepted()}
     target_space, spaces = label_spaces(names, emb, counts, encoder)
     out: dict[str, dict[str, Any]] = dict(label_space_distances(target_space, spaces))
     out["label_match"] = {n: label_match(names, target_space[0], list(counts[n]), spaces[n][0]) for n in spaces}
