@@ -1,8 +1,10 @@
 """The score step's logic: represent target and candidates, compute every chosen measure.
 
 Only the target's *scoring* sample (texts, no labels) is read here; candidates' labels are not
-needed either. Term measures run vectorised over all candidates at once; embedding measures
-run per candidate on cached embeddings.
+needed either. Candidates are read, tokenised and embedded a chunk at a time, so no more than a
+window of chunks' texts is held at once. Term counts are kept as one sparse CSR matrix (each
+candidate's row holds only its own terms) and the term measures run on blocks of its rows against
+the target's distribution; embedding measures run per candidate on cached embeddings.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from hubselect.errors import HubselectError
 from hubselect.executor import current
 from hubselect.hub.entries import Catalog
 from hubselect.represent.store import EmbeddingSettings, Encoder, cached_embeddings, cached_term_counts
-from hubselect.represent.terms import count_matrix
+from hubselect.represent.terms import SparseCounts
 
 logger = logging.getLogger(__name__)
 
@@ -151,12 +153,26 @@ class _Work:
         size = _chunk_size(self.executor, len(self.paths))
         return _chunks_of_texts(self.paths, size, max_texts, self.progress, phase)
 
+    def windows(self, phase: str) -> Iterator[list[list[tuple[list[str], str]]]]:
+        """:meth:`chunks` in windows handed to the executor one at a time (one chunk in process; on Ray,
+        enough to keep every worker busy), so only a window's texts and term counts are held at once."""
+        size = 1 if self.executor.engine == "local" else 4 * self.executor.workers
+        window: list[list[tuple[list[str], str]]] = []
+        for chunk in self.chunks(phase):
+            window.append(chunk)
+            if len(window) == size:
+                yield window
+                window = []
+        if window:
+            yield window
+
 
 Scored = tuple[dict[str, np.ndarray], dict[str, float], int]
 
 
 def _score_terms(work: _Work, specs: tuple) -> Scored:
-    """Term measures: count every domain's terms (cached), then score all candidates a block at a time.
+    """Term measures: count every domain's terms (cached) a window of chunks at a time into one sparse
+    matrix (row 0 the target), then score its rows a block at a time.
 
     Returns:
         ``({measure: scores}, timings, representations from the cache)``.
@@ -164,14 +180,18 @@ def _score_terms(work: _Work, specs: tuple) -> Scored:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     target_counts, hit = cached_term_counts(work.target[0], work.target[1], bigrams=work.cfg.bigrams)
-    counts, hits = [target_counts], int(hit)
-    for chunk in work.executor.map(_term_counts_task, work.chunks("terms"), work.cfg.bigrams):
-        counts += [c for c, _ in chunk]
-        hits += sum(h for _, h in chunk)
-    vocabulary = sorted(set().union(*counts))
+    rows, hits = SparseCounts(), int(hit)
+    rows.add([target_counts])
+    del target_counts
+    for window in work.windows("terms"):
+        for chunk in work.executor.map(_term_counts_task, window, work.cfg.bigrams):
+            rows.add(c for c, _ in chunk)
+            hits += sum(h for _, h in chunk)
+    matrix = rows.matrix()
+    del rows
     timings["tokenise"] = time.perf_counter() - start
     start = time.perf_counter()
-    columns = _term_scores(counts, vocabulary, list(specs), timings)
+    columns = _term_scores(matrix, list(specs), timings)
     timings["term_measures"] = time.perf_counter() - start
     return columns, timings, hits
 
@@ -202,23 +222,25 @@ def _score_embeddings(work: _Work, specs: tuple) -> Scored:
 
 #: Candidates per representation task (large enough that loading the encoder once per chunk is noise).
 CHUNK = 32
-#: Candidate rows per block of the dense term matrix (the measures are row-wise: same values, bounded memory).
-TERM_BLOCK = 32
+#: Candidate rows of the sparse term matrix per call of a term measure (bounds the measures' working memory).
+TERM_BLOCK = 1024
 
 
-def _term_scores(counts: list, vocabulary: list[str], specs: list, timings: dict[str, float]) -> dict[str, np.ndarray]:
-    """Every term measure of ``counts[0]`` (the target) against each other row, a block of rows at a time.
+def _term_scores(matrix: Any, specs: list, timings: dict[str, float]) -> dict[str, np.ndarray]:
+    """Every term measure of row 0 (the target) against each other row of the sparse ``matrix``,
+    :data:`TERM_BLOCK` rows at a time.
 
-    All rows share the vocabulary of all domains, as one full matrix would, so the values are the
-    same; only a block of ``TERM_BLOCK`` dense rows (not ``n x V``) is held at once.
+    Every row lies on the vocabulary of all domains (the matrix's width, the ``V`` of the smoothing of
+    KL and Rényi), as one dense matrix would, so the values are the dense ones; the measures never make
+    the rows dense over ``V`` (see :mod:`hubselect.divergence.terms`).
     """
-    _, target = count_matrix(counts[:1], vocabulary)
+    target = matrix[[0]].toarray()[0]
     parts: dict[str, list[np.ndarray]] = {spec.name: [] for spec in specs}
-    for start in range(1, len(counts), TERM_BLOCK):
-        _, block = count_matrix(counts[start:start + TERM_BLOCK], vocabulary)
+    for start in range(1, matrix.shape[0], TERM_BLOCK):
+        block = matrix[start:start + TERM_BLOCK]
         for spec in specs:
             began = time.perf_counter()
-            parts[spec.name].append(np.asarray(spec.function(target[0], block, **dict(spec.params)), dtype=float))
+            parts[spec.name].append(np.asarray(spec.function(target, block, **dict(spec.params)), dtype=float))
             timings[f"measure_{spec.name}"] = timings.get(f"measure_{spec.name}", 0.0) + time.perf_counter() - began
     return {name: np.concatenate(values) for name, values in parts.items()}
 

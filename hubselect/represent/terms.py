@@ -25,7 +25,7 @@ import re
 import unicodedata
 from collections import Counter
 from itertools import islice
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -86,3 +86,49 @@ def count_matrix(counts: Sequence[Mapping[str, int]],
         cols = np.fromiter((index[t] for t in mapping), dtype=np.int64, count=len(mapping))
         matrix[row, cols] = np.fromiter(mapping.values(), dtype=np.float64, count=len(mapping))
     return vocab, matrix
+
+
+class SparseCounts:
+    """Term counts added a chunk of domains at a time, stacked as one CSR matrix on the union of their terms.
+
+    Each row stores only its own terms, so memory grows with the distinct terms of each domain, not
+    with (domains x vocabulary) as :func:`count_matrix` does. Columns are numbered in the order the
+    terms are first seen; no term measure depends on that order, and the matrix's width is the number
+    of distinct terms, as the sorted vocabulary of :func:`count_matrix` would give.
+    """
+
+    def __init__(self) -> None:
+        self.columns: dict[str, int] = {}
+        self._indices: list[np.ndarray] = []
+        self._values: list[np.ndarray] = []
+        self._lengths: list[int] = []
+
+    def __len__(self) -> int:
+        """Rows added so far."""
+        return len(self._lengths)
+
+    def add(self, counts: Iterable[Mapping[str, int]]) -> None:
+        """Append one row per mapping term → count (the mappings are not kept)."""
+        columns = self.columns
+        for mapping in counts:
+            cols = np.fromiter((columns.setdefault(t, len(columns)) for t in mapping), dtype=np.int64,
+                               count=len(mapping))
+            values = np.fromiter(mapping.values(), dtype=np.int64, count=len(mapping))
+            order = np.argsort(cols, kind="stable")  # sorted, duplicate-free rows: CSR's canonical form
+            self._indices.append(cols[order].astype(np.int32))
+            fits = values.size == 0 or values.max() <= np.iinfo(np.int32).max
+            self._values.append(values[order].astype(np.int32) if fits else values[order])
+            self._lengths.append(len(mapping))
+
+    def matrix(self) -> Any:
+        """The rows added so far as a ``scipy.sparse.csr_array`` of shape (rows, distinct terms), integer counts."""
+        import scipy.sparse as sp
+
+        nnz = sum(self._lengths)
+        index_type = np.int32 if max(nnz, len(self.columns)) < np.iinfo(np.int32).max else np.int64
+        indptr = np.zeros(len(self._lengths) + 1, dtype=index_type)
+        np.cumsum(self._lengths, out=indptr[1:])
+        values = np.concatenate(self._values) if self._values else np.zeros(0, dtype=np.int32)
+        indices = np.concatenate(self._indices).astype(index_type, copy=False) if self._indices else \
+            np.zeros(0, dtype=index_type)
+        return sp.csr_array((values, indices, indptr), shape=(len(self._lengths), len(self.columns)))
