@@ -191,7 +191,8 @@ def _line(result: dict) -> str:
     line = (f"{result['measures']:10s} {result['engine']:5s} N={result['n']:5d}: {result['wall_s']:7.1f} s wall, "
             f"{result['driver_cpu_s']:6.1f} s driver CPU, {result['tree_cpu_s']:6.1f} s tree CPU "
             f"(fetch {steps.get('time_fetch_s', nan):.1f} s, score step {steps.get('time_score_step_s', nan):.1f} s: "
-            f"tokenise {steps.get('time_tokenise_s', nan):.1f} s, term measures {steps.get('time_term_measures_s', nan):.1f} s), "
+            f"tokenise {steps.get('time_tokenise_s', nan):.1f} s, "
+            f"term measures {steps.get('time_term_measures_s', nan):.1f} s), "
             f"peak {result['peak_rss_gb']:.2f} GB, exit {result['exit_code']}; store created before in "
             f"{result['store_init_s']:.1f} s")
     if result["measures"] == "embeddings":

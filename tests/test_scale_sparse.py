@@ -168,7 +168,8 @@ def dense_scores(fetch: Path) -> pd.DataFrame:
     catalog = json.loads((fetch / "catalog.json").read_text())
     read = lambda file: pd.read_parquet(fetch / file)["text"].tolist()  # noqa: E731
     accepted = [c for c in catalog["candidates"] if c["status"] == "ok"]
-    counts = [term_counts(read(catalog["target"]["score"]["sample"]))] + [term_counts(read(c["sample"])) for c in accepted]
+    samples = [catalog["target"]["score"]["sample"]] + [c["sample"] for c in accepted]
+    counts = [term_counts(read(sample)) for sample in samples]
     _, dense = count_matrix(counts)
     frame = pd.DataFrame({s.name: s(dense[0], dense[1:]) for s in TERM_SPECS},
                          index=pd.Index([c["name"] for c in accepted], name="candidate"))

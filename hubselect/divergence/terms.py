@@ -82,11 +82,17 @@ def _counts(p: ArrayLike, q: ArrayLike) -> tuple[np.ndarray, np.ndarray, bool]:
     if q2.min() < 0:
         raise ValueError(f"q contains negative counts (min {q2.min():g}, shape {q.shape})")
     q_totals = q2.sum(axis=1)
-    empty = np.flatnonzero(~(q_totals > 0))
+    _check_rows(q_totals, one_d, q.shape)
+    return p / p_total, q2 / q_totals[:, None], one_d
+
+
+def _check_rows(totals: np.ndarray, one_d: bool, shape: tuple[int, ...]) -> None:
+    """``ValueError`` naming the candidates' rows whose counts sum to zero."""
+    empty = np.flatnonzero(~(totals > 0))
     if empty.size:
         where = "q" if one_d else f"q row(s) {empty[:10].tolist()}"
-        raise ValueError(f"{where} sum(s) to zero (no tokens), shape {q.shape}: every candidate needs at least one counted term")
-    return p / p_total, q2 / q_totals[:, None], one_d
+        raise ValueError(f"{where} sum(s) to zero (no tokens), shape {shape}: "
+                         "every candidate needs at least one counted term")
 
 
 def _target(p: ArrayLike) -> tuple[np.ndarray, float]:
@@ -200,10 +206,7 @@ def _sparse_blocks(p: ArrayLike, q: Any) -> tuple[Iterator[_Block], bool]:
     totals, stored = np.zeros(q.shape[0]), np.diff(q.indptr) > 0
     if stored.any():
         totals[stored] = np.add.reduceat(data, q.indptr[:-1][stored])
-    empty = np.flatnonzero(~(totals > 0))
-    if empty.size:
-        where = "q" if one_d else f"q row(s) {empty[:10].tolist()}"
-        raise ValueError(f"{where} sum(s) to zero (no tokens), shape {q.shape}: every candidate needs at least one counted term")
+    _check_rows(totals, one_d, (q.shape[1],) if one_d else q.shape)
     return _blocks(p / p_total, q, data, totals), one_d
 
 
