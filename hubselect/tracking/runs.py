@@ -399,31 +399,11 @@ def log_dataset(frame: Any, *, name: str, source: str, context: str, digest: str
     mlflow.log_input(dataset, context=context)
 
 
-def log_datasets(items: Any) -> None:
-    """Log many pandas samples as dataset inputs in one store call (one commit, not one each).
-
-    Args:
-        items: Iterable of ``(frame, name, source, context, digest)``.
-    """
-    import warnings
-
-    import mlflow
-
-    datasets, contexts = [], []
-    with warnings.catch_warnings():  # a file:// source matches two equivalent resolvers
-        warnings.simplefilter("ignore", UserWarning)
-        for frame, name, source, context, digest in items:
-            datasets.append(mlflow.data.from_pandas(frame, source=source, name=name, digest=digest))
-            contexts.append(context)
-    if datasets:
-        mlflow.log_inputs(datasets=datasets, contexts=contexts, tags_list=[None] * len(datasets))
-
-
 def log_dataset_records(items: Any) -> None:
     """Log dataset inputs from what the catalog records about each sample, reading no sample (one store call).
 
-    The inputs are the ones :func:`log_datasets` logs for the same samples read as pandas frames of
-    string columns: same name, source, digest and schema, and the profile ``num_rows`` /
+    The inputs are the ones ``mlflow.data.from_pandas`` makes of the same samples read as pandas
+    frames of string columns: same name, source, digest and schema, and the profile ``num_rows`` /
     ``num_elements`` from ``rows`` (10,000 candidates cost no 10,000 Parquet reads).
 
     Args:
