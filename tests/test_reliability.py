@@ -215,9 +215,17 @@ def step_status(db: Path, step: str) -> list[str]:
     return [status for (status,) in rows]
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """A suite started in the background (``cmd &`` in a script) ignores SIGINT, and a child
+    inherits that, so Python would install no ``KeyboardInterrupt`` handler: give the job the
+    default, as a user's terminal does."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_job(tmp_path: Path, cache: Path, tiny: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "hubselect", *job_args(tiny)], cwd=tmp_path,
                             env=child_env(tmp_path, cache), start_new_session=True,
+                            preexec_fn=_sigint_as_in_a_terminal,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
