@@ -87,15 +87,20 @@ def _zscore(frame: Any) -> Any:
     return (frame - frame.mean(axis=0)) / std
 
 
-def pair_features(scores: Any, measures: Sequence[str], src_features: Any | None) -> Any:
-    """Feature rows for one target: ``scores`` (rows candidates, columns measures) + source features."""
-    import pandas as pd
-
+def _measure_columns(scores: Any, measures: Sequence[str]) -> Any:
+    """The columns of ``measures`` in the score step's table (floats); a missing one is named."""
     missing = [m for m in measures if m not in scores.columns]
     if missing:
         raise HubselectError(f"the learned policy needs measure '{missing[0]}', which was not scored: "
                              "score with --measures all")
-    feats = _zscore(scores[list(measures)].astype(float)).add_prefix("z_")
+    return scores[list(measures)].astype(float)
+
+
+def pair_features(scores: Any, measures: Sequence[str], src_features: Any | None) -> Any:
+    """Feature rows for one target: ``scores`` (rows candidates, columns measures) + source features."""
+    import pandas as pd
+
+    feats = _zscore(_measure_columns(scores, measures)).add_prefix("z_")
     if src_features is not None:
         lacking = [c for c in scores.index if c not in src_features.index]
         if lacking:
@@ -160,7 +165,7 @@ def pair_table(scores: Any, catalog: Catalog, signals: dict[str, dict[str, Any]]
     if lacking:
         raise HubselectError(f"the learned model needs the '{lacking[0]}' signal: give the target label names "
                              "(--label-names a,b,c) so the label signals can be computed")
-    table = scores.astype(float).add_prefix("d_")
+    table = scores.add_prefix("d_")
     table["target"] = catalog.target.name
     for key in ("prior", "label_distance", "balance_distance"):
         table[key] = [signals[key].get(n) for n in table.index]
@@ -215,11 +220,7 @@ def predict_from_catalog(model: dict, scores: Any, catalog: Catalog,
 
     if uses_pair_features(model):
         measures = measures_of(model)
-        missing = [m for m in measures if m not in scores.columns]
-        if missing:
-            raise HubselectError(f"the learned policy needs measure '{missing[0]}', which was not scored: "
-                                 "score with --measures all")
-        feats = pair_features_of(pair_table(scores[measures], catalog, signals or {}), measures)
+        feats = pair_features_of(pair_table(_measure_columns(scores, measures), catalog, signals or {}), measures)
         return pd.Series(predict(model, feats), index=scores.index, name="predicted_gain")
     features = source_features_from_catalog(catalog) if uses_source_features(model) else None
     return predict_gain(model, scores, features)
