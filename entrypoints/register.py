@@ -1,5 +1,5 @@
 """register: log the champion (an mlflow.pyfunc model logged from code,
-hubselect/tracking/served_model.py, for either formulation) and register it as
+hubselect/pipeline/tracking/served_model.py, for either formulation) and register it as
 hubselect-<target> with the alias 'champion'; a new version each time, never an overwrite.
 
 Artifacts: champion.json and the logged model.

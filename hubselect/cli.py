@@ -3,7 +3,7 @@
 The options are declared in :mod:`hubselect.options`. Every error a user can cause is one line
 on stderr (``hubselect: error: ...``) and exit code 2, a disk that refuses a write (full,
 read-only) included. A finished command ends with its answer on stdout
-(:mod:`hubselect.steps.answers`): tables for a person (:mod:`hubselect.steps.console`, at the
+(:mod:`hubselect.pipeline.steps.answers`): tables for a person (:mod:`hubselect.pipeline.steps.console`, at the
 terminal's width, 100 columns when stdout is not a terminal), or with ``--json`` one JSON object and
 nothing else; whatever a library prints while the command runs goes to stderr with the progress.
 """
@@ -17,26 +17,25 @@ import os
 import sys
 from typing import Any, Sequence
 
-from hubselect.errors import HubselectError
+from hubselect.core.errors import HubselectError
 from hubselect.options import build_parser
 
 logger = logging.getLogger(__name__)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the parsed command; returns its answer (:mod:`hubselect.steps.answers`)."""
-    from hubselect import steps
-    from hubselect.cache import check_cache_dir
-    from hubselect.executor import executor_from_args, use
+    """Run the parsed command; returns its answer (:mod:`hubselect.pipeline.steps.answers`)."""
+    from hubselect.core.cache import check_cache_dir
+    from hubselect.core.executor import executor_from_args, use
     from hubselect.options import configs_for
-    from hubselect.tracking import runs
+    from hubselect.pipeline import steps
+    from hubselect.pipeline.tracking import runs
 
     check_cache_dir()
     if args.command == "benchmark":
-        from hubselect.benchmark.run import run_from_args
-        from hubselect.steps.answers import benchmark_answer
+        from hubselect.pipeline.steps.answers import benchmark_answer
 
-        out = run_from_args(args)
+        out = run_benchmark(args)
         return benchmark_answer(out.run_id, out.path)
     configs = configs_for(args.command, args)  # validated before any run starts
     executor = executor_from_args(args) if hasattr(args, "engine") else None
@@ -47,6 +46,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with use(executor) if executor is not None else contextlib.nullcontext():
         out = runner(*configs, quiet=args.quiet)
     return dict(out.answer or {})
+
+
+def run_benchmark(args: argparse.Namespace) -> Any:
+    """``hubselect benchmark`` (parsed arguments); returns the benchmark's StepOutput."""
+    import shlex
+
+    from hubselect.benchmark.matrix import list_tasks
+    from hubselect.benchmark.presets import parse_ks
+    from hubselect.benchmark.run import run_benchmark as run
+    from hubselect.options import benchmark_config
+    from hubselect.pipeline.tracking import runs
+
+    cfg = benchmark_config(args)
+    ks = parse_ks(args.ks)
+    list_tasks(cfg)  # refuse fewer than three tasks before any run or folder is created
+    runs.configure(getattr(args, "experiment", None))
+    command = "hubselect " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
+    return run(cfg, args.output, ks=ks, alpha=args.learned_alpha, quiet=getattr(args, "quiet", True),
+               command=command, groups=args.groups)
 
 
 def console_width() -> int:
@@ -61,8 +79,8 @@ def console_width() -> int:
 
 def show(answer: dict[str, Any], as_json: bool) -> str:
     """The text a finished command writes on stdout: the answer as JSON or as tables."""
-    from hubselect.steps.answers import to_json
-    from hubselect.steps.console import render
+    from hubselect.pipeline.steps.answers import to_json
+    from hubselect.pipeline.steps.console import render
 
     if as_json:
         return to_json(answer) + "\n"
@@ -91,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"hubselect: error: {exc}\n")
         return 2
     except OSError as exc:  # a write refused where no step caught it: full disk, read-only filesystem
-        from hubselect.cache import scratch_root, storage_error
+        from hubselect.core.cache import scratch_root, storage_error
 
         # a write that names no file is a step's output (pandas, matplotlib) in its scratch folder
         error = storage_error(exc, None if exc.filename or exc.filename2 else scratch_root())

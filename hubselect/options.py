@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from hubselect.benchmark import presets
-from hubselect.errors import HubselectError
+from hubselect.core.errors import HubselectError
 
 TRUE, FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off", ""}
 
@@ -64,8 +64,8 @@ TRUST_HELP = "allow code from the Hub to run here: script-based datasets and Hub
 
 
 def fetch_options() -> list[Option]:
-    from hubselect.hub.catalog import FetchConfig
-    from hubselect.hub.columns import ColumnMapping
+    from hubselect.data.catalog import FetchConfig
+    from hubselect.data.columns import ColumnMapping
 
     f = lambda name: default_of(FetchConfig, name)  # noqa: E731
     return [
@@ -92,8 +92,8 @@ def fetch_options() -> list[Option]:
 
 
 def score_options() -> list[Option]:
-    from hubselect.represent.store import EmbeddingSettings
-    from hubselect.scoring import ScoreConfig
+    from hubselect.scoring.represent.store import EmbeddingSettings
+    from hubselect.scoring.scores import ScoreConfig
 
     e = lambda name: default_of(EmbeddingSettings, name)  # noqa: E731
     return [
@@ -109,7 +109,7 @@ def score_options() -> list[Option]:
 
 
 def select_options() -> list[Option]:
-    from hubselect.selection import POLICIES, SelectionConfig
+    from hubselect.selection.policy import POLICIES, SelectionConfig
 
     s = lambda name: default_of(SelectionConfig, name)  # noqa: E731
     return [
@@ -127,10 +127,10 @@ def select_options() -> list[Option]:
 
 
 def transfer_options() -> list[Option]:
-    from hubselect.champion import CHAMPION_POLICIES
-    from hubselect.training import FinetuneConfig
-    from hubselect.transfer import TransferConfig
-    from hubselect.zeroshot import REQUESTABLE
+    from hubselect.models.champion import CHAMPION_POLICIES
+    from hubselect.models.training import FinetuneConfig
+    from hubselect.models.transfer import TransferConfig
+    from hubselect.models.zeroshot import REQUESTABLE
 
     t = lambda name: default_of(FinetuneConfig, name)  # noqa: E731
     c = lambda name: default_of(TransferConfig, name)  # noqa: E731
@@ -157,7 +157,7 @@ def transfer_options() -> list[Option]:
 
 
 def engine_options() -> list[Option]:
-    from hubselect.executor import ENGINES, RAY_INSTALL
+    from hubselect.core.executor import ENGINES, RAY_INSTALL
 
     return [
         Option("--engine", "local", f"local: one process; ray: Ray tasks on this machine or the RAY_ADDRESS "
@@ -281,8 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fetch_config(a: argparse.Namespace):
-    from hubselect.hub.catalog import FetchConfig
-    from hubselect.hub.columns import ColumnMapping
+    from hubselect.data.catalog import FetchConfig
+    from hubselect.data.columns import ColumnMapping
 
     return FetchConfig(target=a.target, candidates=a.candidates, sample_size=a.sample_size,
                        target_sample_size=a.target_sample_size, eval_size=a.eval_size, seed=a.seed,
@@ -294,9 +294,9 @@ def fetch_config(a: argparse.Namespace):
 
 
 def score_config(a: argparse.Namespace):
-    from hubselect.divergence import resolve_measures
-    from hubselect.represent.store import EmbeddingSettings
-    from hubselect.scoring import ScoreConfig
+    from hubselect.scoring.divergence import resolve_measures
+    from hubselect.scoring.represent.store import EmbeddingSettings
+    from hubselect.scoring.scores import ScoreConfig
 
     resolve_measures(a.measures)  # fail before any work on an unknown name
     if a.max_length < 8 or a.embed_examples < 2:
@@ -307,8 +307,9 @@ def score_config(a: argparse.Namespace):
 
 
 def select_config(a: argparse.Namespace):
-    from hubselect.divergence import GROUPS as MEASURE_GROUPS, resolve_measures
-    from hubselect.selection import SelectionConfig
+    from hubselect.scoring.divergence import GROUPS as MEASURE_GROUPS
+    from hubselect.scoring.divergence import resolve_measures
+    from hubselect.selection.policy import SelectionConfig
 
     cfg = SelectionConfig(a.policy, a.k, a.select_measures, a.quantile, a.budget_examples, a.learned_model,
                           a.weights, a.prior)
@@ -326,14 +327,14 @@ def select_config(a: argparse.Namespace):
 
 
 def transfer_config(a: argparse.Namespace):
-    from hubselect.training import FinetuneConfig
-    from hubselect.transfer import TransferConfig, parse_label_map
+    from hubselect.models.training import FinetuneConfig
+    from hubselect.models.transfer import TransferConfig, parse_label_map
 
     ft = FinetuneConfig(model=a.model, model_revision=a.model_revision or None, epochs=a.epochs,
                         learning_rate=a.learning_rate, batch_size=a.batch_size, max_length=a.train_max_length,
                         max_train_examples=a.max_train_examples, holdout_fraction=a.holdout_fraction, seed=a.seed,
                         device=a.device or None, formulation=a.formulation)
-    from hubselect.evaluation import resolve_metrics
+    from hubselect.models.evaluation import resolve_metrics
 
     return TransferConfig(ft, parse_label_map(a.label_map), a.label_template, a.champion,
                           a.registered_model_name, a.require_eval,

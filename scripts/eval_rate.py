@@ -4,7 +4,7 @@ The benchmark evaluates each tuned model on every target: it loads the weights o
 target's texts once (length-sorted batches, inference mode) and scores them against the target's
 label descriptions, then writes the result and the raw scores. This script times that path
 (:func:`hubselect.benchmark.matrix.evaluate_model`, loading and writing included) on real test
-texts of several tasks, and the bare encoder forward pass (:func:`hubselect.modeling.encode`) on
+texts of several tasks, and the bare encoder forward pass (:func:`hubselect.data.encoder.encode`) on
 the same texts, in one process, and prints both rates.
 
     python scripts/eval_rate.py [--tasks ../shared/data/more] [--n-tasks 16] [--per-task 300] [--max-length 64]
@@ -33,7 +33,7 @@ def prepare(folders: list[Path], per_task: int, out_dir: Path) -> tuple[list[dic
     import pandas as pd
 
     from hubselect.benchmark.matrix import target_catalog_dir
-    from hubselect.hub.catalog import FetchConfig, fetch
+    from hubselect.data.catalog import FetchConfig, fetch
 
     records, texts = [], []
     for i, folder in enumerate(folders):
@@ -56,10 +56,10 @@ def main() -> None:
     args = parser.parse_args()
 
     from hubselect.benchmark.matrix import BenchmarkConfig, evaluate_model
-    from hubselect.modeling import encode, load_encoder, resolve_model
-    from hubselect.scoring import ScoreConfig
-    from hubselect.training import FinetuneConfig
-    from hubselect.transfer import TransferConfig
+    from hubselect.data.encoder import encode, load_encoder, resolve_model
+    from hubselect.models.training import FinetuneConfig
+    from hubselect.models.transfer import TransferConfig
+    from hubselect.scoring.scores import ScoreConfig
 
     if args.threads:
         import torch

@@ -39,9 +39,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = """
 import dataclasses, sys
-from hubselect import cli, steps
+from hubselect import cli
+from hubselect.pipeline import steps
 from hubselect.options import build_parser, configs_for, fetch_options
-from hubselect.tracking import runs
+from hubselect.pipeline.tracking import runs
 
 workers, argv = int(sys.argv[1]), sys.argv[2:]
 if any(o.flag == "--fetch-workers" for o in fetch_options()):

@@ -3,12 +3,12 @@ throughput, and 8 tunes packed on one GPU with engine=ray against one at a time.
 
 Measured, on the same data (FDU-MTL labelled reviews from ``../shared/data``) and the same card:
 
-1. **Training examples/s**: :func:`hubselect.training.finetune` (bf16 autocast, dynamic padding,
+1. **Training examples/s**: :func:`hubselect.models.training.finetune` (bf16 autocast, dynamic padding,
    length-grouped batches; head formulation, batch 16, max length 128, one epoch, no held-out
    slice so both loops see the same examples) against ``transformers.Trainer`` with its default
    ``TrainingArguments`` (fp32, same batch size, epochs and learning rate; padding to the batch by
    the default collator; no length grouping). Goal: >= 2x.
-2. **Evaluation texts/s**: :func:`hubselect.evaluation.evaluate` of the tuned model on
+2. **Evaluation texts/s**: :func:`hubselect.models.evaluation.evaluate` of the tuned model on
    ``--eval-texts`` target texts.
 3. **Fan-out**: 8 tunes on 8 different FDU-MTL domains, one at a time in this process
    (``engine=local``) against ``engine=ray`` with ``--gpus-per-job 0.25`` (four tunes share the
@@ -46,7 +46,7 @@ def read_domain(name: str, split: str, n: int, seed: int = 0) -> tuple[list[str]
 
 
 def hubselect_tune(texts: list[str], labels: list[str], names: list[str], device: str, source: str = "electronics"):
-    from hubselect.training import FinetuneConfig, finetune
+    from hubselect.models.training import FinetuneConfig, finetune
 
     cfg = FinetuneConfig(max_length=128, batch_size=16, epochs=1, max_train_examples=len(texts),
                          holdout_fraction=0.0, device=device)
@@ -59,7 +59,7 @@ def trainer_examples_per_second(texts: list[str], labels: list[str], names: list
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments
 
-    from hubselect.modeling import resolve_model
+    from hubselect.data.encoder import resolve_model
 
     path = resolve_model().path
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -90,7 +90,7 @@ def _tune_domain(domain: str, examples: int, device: str) -> float:
 
 
 def fan_out(examples: int, device: str, gpus_per_job: float, cpus_per_job: float) -> dict:
-    from hubselect.executor import make_executor
+    from hubselect.core.executor import make_executor
 
     domains = [d for d in DOMAINS if d != "books"][:8]
     out = {}
@@ -135,7 +135,7 @@ def main() -> None:
     hubselect_tune(texts[:64], labels[:64], names, a.device, source="warm-up")  # CUDA context, kernels
     tuned = hubselect_tune(texts, labels, names, a.device)
     trainer = trainer_examples_per_second(texts, labels, names, a.device)
-    from hubselect.evaluation import evaluate
+    from hubselect.models.evaluation import evaluate
 
     eval_texts, eval_labels = read_domain("kitchen_housewares", "test", a.eval_texts)
     evaluation = evaluate(tuned, eval_texts, eval_labels, names, max_length=128, device=a.device)

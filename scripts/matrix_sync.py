@@ -35,7 +35,7 @@ RECORD_FOLDERS = ("prepared", "models", "holdout", "baseline")
 def _pair_line(path: Path) -> dict:
     import numpy as np
 
-    from hubselect.labelfree import softmax
+    from hubselect.models.labelfree import softmax
 
     record = json.loads(path.read_text(encoding="utf-8"))
     npy = path.with_suffix(".npy")

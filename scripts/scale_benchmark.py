@@ -108,7 +108,7 @@ def run_encoder(config: dict) -> dict:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch  # noqa: F401 - heavy imports before timing
 
-    from hubselect.represent.store import EmbeddingSettings, Encoder
+    from hubselect.scoring.represent.store import EmbeddingSettings, Encoder
 
     texts = []
     for folder in sorted(Path(config["catalog"]).iterdir()):
@@ -133,7 +133,6 @@ def run_one(config: dict) -> dict:
     import mlflow  # noqa: F401 - heavy imports before timing
     import pandas  # noqa: F401
     import torch  # noqa: F401
-
     from mlflow.tracking import MlflowClient
 
     from hubselect.cli import main

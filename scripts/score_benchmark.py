@@ -134,7 +134,7 @@ def preimport() -> None:
     """Import the heavy libraries the score step loads lazily, so no phase pays for them."""
     import importlib
 
-    for module in ("pandas", "sklearn.linear_model", "sklearn.pipeline", "transformers", "hubselect.divergence"):
+    for module in ("pandas", "sklearn.linear_model", "sklearn.pipeline", "transformers", "hubselect.scoring.divergence"):
         importlib.import_module(module)
     from transformers import AutoModel, AutoTokenizer  # resolve the lazy attributes too
 
@@ -152,7 +152,7 @@ def run_fetch(args: argparse.Namespace, cache_root: Path, out_dir: Path) -> tupl
     Returns:
         ``(catalog, record)`` where ``record`` holds seconds, candidate counts and load.
     """
-    from hubselect.hub.catalog import FetchConfig, fetch
+    from hubselect.data.catalog import FetchConfig, fetch
 
     os.environ[ENV_CACHE_DIR] = str(cache_root / "fetch")
     cfg = FetchConfig(target=str(DATA / "fdu-mtl" / args.target),
@@ -178,8 +178,8 @@ def timed_score(catalog: Any, measures: str, args: argparse.Namespace) -> dict:
     Returns:
         Wall seconds, the step's own timings, cache hits, peak RSS after the call and load.
     """
-    from hubselect.represent.store import EmbeddingSettings
-    from hubselect.scoring import ScoreConfig, score
+    from hubselect.scoring.represent.store import EmbeddingSettings
+    from hubselect.scoring.scores import ScoreConfig, score
 
     cfg = ScoreConfig(measures=measures, device="cpu",
                       embedding=EmbeddingSettings(max_length=args.max_length, max_texts=args.embed_examples))

@@ -2,8 +2,8 @@
 
 For each formulation (``description``: the bundled all-MiniLM-L6-v2 as the untuned baseline;
 ``head``: the same encoder with a classification head tuned briefly on FDU-MTL books), the model
-is logged with :func:`hubselect.tracking.models.log_model` (both from code, through
-``hubselect/tracking/served_model.py``) to a fresh SQLite MLflow store in a temporary folder, and
+is logged with :func:`hubselect.pipeline.tracking.models.log_model` (both from code, through
+``hubselect/pipeline/tracking/served_model.py``) to a fresh SQLite MLflow store in a temporary folder, and
 the same ``--rows`` FDU-MTL reviews are classified three ways:
 
 - ``encoder``: hubselect's classifier on the model folder (the encoder's rate, the ceiling);
@@ -98,9 +98,9 @@ def log_models(tmp: Path, formulations: list[str], max_length: int) -> dict[str,
     """Log each formulation's model; ``{formulation: (model folder, model URI)}``."""
     import mlflow
 
-    from hubselect.modeling import resolve_model
-    from hubselect.tracking.models import log_model
-    from hubselect.training import FinetuneConfig, finetune
+    from hubselect.data.encoder import resolve_model
+    from hubselect.models.training import FinetuneConfig, finetune
+    from hubselect.pipeline.tracking.models import log_model
 
     experiment = mlflow.create_experiment("serve-benchmark", artifact_location=(tmp / "artifacts").as_uri())
     out = {}
@@ -165,7 +165,7 @@ def measure(folder: str, uri: str, texts: list[str], args: argparse.Namespace,
     """The three rates of one formulation (see the module docstring)."""
     import mlflow
 
-    from hubselect.zeroshot import load_classifier
+    from hubselect.models.zeroshot import load_classifier
 
     rows = len(texts)
     classifier = load_classifier(folder, NAMES, max_length=args.max_length)

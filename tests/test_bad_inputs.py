@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from hubselect.cli import main
-from hubselect.errors import HubselectError
-from hubselect.hub.catalog import FetchConfig, expand_candidates, fetch
+from hubselect.core.errors import HubselectError
+from hubselect.data.catalog import FetchConfig, expand_candidates, fetch
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ("kettle", "blender", "toaster", "knife", "pan", "mixer", "grill", "oven", "fridge", "spoon")
@@ -99,7 +99,7 @@ def test_candidates_sharing_most_texts_with_the_target_are_rejected_with_the_sha
     # the target's test texts, re-formatted as CSV with other labels: no file is byte-identical
     import pandas as pd
 
-    from hubselect.hub.identity import OVERLAP_THRESHOLD
+    from hubselect.data.identity import OVERLAP_THRESHOLD
 
     leaked = [json.loads(line) for line in (target / "test.jsonl").read_text().splitlines()]
     (cat / "reformatted").mkdir()
@@ -153,7 +153,7 @@ def test_integer_label_names_come_from_a_label_text_column_or_a_dataset_card(tmp
 
 
 def test_bare_integer_label_names_are_never_aligned():
-    from hubselect.zeroshot import choose_formulation
+    from hubselect.models.zeroshot import choose_formulation
 
     assert choose_formulation(["0", "1"], ["0", "1"], "auto") == "description"
     assert choose_formulation(["negative", "positive"], ["Negative", "positive"], "auto") == "head"
@@ -198,7 +198,7 @@ def test_rejections_are_printed_as_a_table_at_the_end_of_fetch(tmp_path, caplog)
     cat = tmp_path / "cat"
     target = task(cat / "books", "book")
     write_jsonl(cat / "unlabelled" / "train.jsonl", [{"text": r["text"]} for r in rows(20, "film")])
-    with caplog.at_level("WARNING", logger="hubselect.hub.catalog"):
+    with caplog.at_level("WARNING", logger="hubselect.data.catalog"):
         fetch(FetchConfig(target=str(target), candidates=str(cat), sample_size=40, target_sample_size=40,
                           eval_size=20), tmp_path / "out")
     (record,) = [r for r in caplog.records if "candidates rejected" in r.getMessage()]
@@ -289,7 +289,7 @@ def test_the_real_process_prints_one_line_and_no_traceback(tmp_path):
 
 
 def test_one_huge_text_no_longer_dominates_the_term_distribution():
-    from hubselect.represent.terms import MAX_TOKENS_PER_TEXT, term_counts
+    from hubselect.scoring.represent.terms import MAX_TOKENS_PER_TEXT, term_counts
 
     texts = [f"the {WORDS[i % 10]} works well number {i}" for i in range(1000)]
     huge = "spam " * 1_000_000  # 5,000,000 characters
@@ -300,10 +300,10 @@ def test_one_huge_text_no_longer_dominates_the_term_distribution():
 
 
 def test_csv_integer_labels_are_bare_too_and_user_names_are_kept(tmp_path):
-    from hubselect.hub.columns import ColumnMapping
-    from hubselect.hub.refs import parse_ref
-    from hubselect.hub.tasks import open_task, read_sample
-    from hubselect.errors import TaskRejected
+    from hubselect.core.errors import TaskRejected
+    from hubselect.data.columns import ColumnMapping
+    from hubselect.data.refs import parse_ref
+    from hubselect.data.tasks import open_task, read_sample
 
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "train.csv").write_text("text,label\n" + "".join(f"text {i},{i % 3}\n" for i in range(30)))
@@ -317,7 +317,7 @@ def test_csv_integer_labels_are_bare_too_and_user_names_are_kept(tmp_path):
 
 
 def test_column_specs_parse_and_refuse_with_one_line():
-    from hubselect.hub.columns import ColumnMapping, parse_column_specs
+    from hubselect.data.columns import ColumnMapping, parse_column_specs
 
     specs = parse_column_specs(" a:text=title|body,label=stars ; b:names=neg|pos;")
     assert specs == {"a": ColumnMapping(("title", "body"), "stars"), "b": ColumnMapping(label_names=("neg", "pos"))}
@@ -328,7 +328,7 @@ def test_column_specs_parse_and_refuse_with_one_line():
 
 
 def test_a_folder_with_split_files_stays_a_task_even_beside_sub_folders(tmp_path):
-    from hubselect.hub.local import is_catalog, split_files
+    from hubselect.data.local import is_catalog, split_files
 
     task(tmp_path / "t", "book")
     task(tmp_path / "t" / "extra", "film")

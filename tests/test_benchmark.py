@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
-from hubselect.errors import HubselectError
-from modelkit import make_tiny_model
 from helpers import runs_of
+from modelkit import make_tiny_model
+
+from hubselect.core.errors import HubselectError
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,7 @@ def tiny(tmp_path_factory) -> str:
 @pytest.fixture()
 def tasks(tmp_path) -> Path:
     """A catalog folder: three demo review domains and one task with unlabelled texts only."""
-    from hubselect.hub.demo import ensure_demo_catalog
+    from hubselect.data.demo import ensure_demo_catalog
 
     demo, root = ensure_demo_catalog(), tmp_path / "tasks"
     for name in ("kitchen", "books", "electronics"):
@@ -46,13 +46,13 @@ def parse(tiny: str, tasks: Path, *extra: str) -> argparse.Namespace:
 
 
 def run(tiny: str, tasks: Path, *extra: str):
-    from hubselect.benchmark.run import run_from_args
+    from hubselect.cli import run_benchmark
 
-    return run_from_args(parse(tiny, tasks, *extra))
+    return run_benchmark(parse(tiny, tasks, *extra))
 
 
 def test_tiny_benchmark_writes_matrix_report_runs_and_learned_policy(tracking, tiny, tasks, caplog):
-    from hubselect import learned_policy
+    from hubselect.selection import learned as learned_policy
 
     out = run(tiny, tasks)
     report = out.path
@@ -130,8 +130,8 @@ def test_exported_records_resume_in_a_fresh_folder_without_tuning_again(tracking
 
 def test_seeds_give_a_seed_mean_and_groups_a_held_out_trust_report(tracking, tiny, tasks, tmp_path):
     from hubselect.benchmark.matrix import pairs_frame, seed_mean
-    from hubselect.prior import load_prior
-    from hubselect.tracking import runs
+    from hubselect.pipeline.tracking import runs
+    from hubselect.selection.prior import load_prior
 
     groups = tmp_path / "groups.csv"
     groups.write_text("task,group,collection\nkitchen,home,misc\nbooks,media,fdu-mtl\nelectronics,home,more\n")
@@ -222,8 +222,8 @@ def test_learned_loto_never_uses_a_targets_own_pairs():
 
 
 def test_learned_policy_json_roundtrip_and_refusals(tmp_path):
-    from hubselect import learned_policy
     from hubselect.benchmark import learned
+    from hubselect.selection import learned as learned_policy
 
     model = learned.fit_all(synthetic_table())
     path = learned.save(model, tmp_path / "learned_policy.json")
@@ -239,7 +239,7 @@ def test_learned_policy_json_roundtrip_and_refusals(tmp_path):
 
 
 def test_source_features():
-    from hubselect.learned_policy import source_features
+    from hubselect.selection.learned import source_features
 
     f = source_features(["good good film", "bad film"], ["pos", "neg"], rows_total=100)
     assert f["src_log_rows"] == pytest.approx(2.0) and f["src_label_balance"] == pytest.approx(1.0)

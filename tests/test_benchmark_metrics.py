@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from hubselect.benchmark import metrics as m
-from hubselect.errors import HubselectError
+from hubselect.core.errors import HubselectError
 
 CLOSE = [0.9, 0.1, 0.5, 0.3]  # predicted order: s0, s2, s3, s1
 ACC = [0.70, 0.80, 0.75, 0.60]  # true order: s1, s2, s0, s3

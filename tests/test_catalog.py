@@ -1,4 +1,4 @@
-"""The typed catalog (:mod:`hubselect.hub.entries`): catalog.json read and written byte for byte,
+"""The typed catalog (:mod:`hubselect.data.entries`): catalog.json read and written byte for byte,
 usable candidates in one place, lookups and their one-line errors."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from hubselect.errors import HubselectError
-from hubselect.hub.catalog import FetchConfig, fetch
-from hubselect.hub.entries import CATALOG_FILE, Catalog, SampleInfo, TargetEntry, TaskEntry
+from hubselect.core.errors import HubselectError
+from hubselect.data.catalog import FetchConfig, fetch
+from hubselect.data.entries import CATALOG_FILE, Catalog, SampleInfo, TargetEntry, TaskEntry
 
 
 def _as_written(data: dict) -> str:
-    """What the fetch step writes for ``data`` (:func:`hubselect.cache.atomic_write_json`)."""
+    """What the fetch step writes for ``data`` (:func:`hubselect.core.cache.atomic_write_json`)."""
     return json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
 
 

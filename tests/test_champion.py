@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hubselect.champion import BASELINE, choose_champion  # noqa: I001 - one line per moved function
-from hubselect.steps.main import runtime_accounting
-from hubselect.transfer import parse_label_map
-from hubselect.errors import HubselectError
+from hubselect.core.errors import HubselectError
+from hubselect.models.champion import BASELINE, choose_champion  # noqa: I001 - one line per moved function
+from hubselect.models.transfer import parse_label_map
+from hubselect.pipeline.steps.main import runtime_accounting
 
 
 def pair(source: str, accuracy: float, macro_f1: float, baseline: float = 0.5) -> dict:

@@ -18,10 +18,10 @@ from helpers import FAST, FETCH_FAST, artifacts, runs_of
 from modelkit import make_tiny_model
 
 from hubselect.cli import main
-from hubselect.divergence import resolve_measures
 from hubselect.options import COMMANDS, build_parser, render_mlproject
-from hubselect.steps.answers import benchmark_answer
-from hubselect.steps.console import render
+from hubselect.pipeline.steps.answers import benchmark_answer
+from hubselect.pipeline.steps.console import render
+from hubselect.scoring.divergence import resolve_measures
 
 DEMO = ["--target", "demo:kitchen", "--candidates", "demo"]
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Tests of hubselect.divergence: measure properties, independent references, the registry."""
+"""Tests of hubselect.scoring.divergence: measure properties, independent references, the registry."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ import scipy.stats
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import hubselect.divergence as hd
-from hubselect.divergence import (
+import hubselect.scoring.divergence as hd
+from hubselect.core.errors import HubselectError
+from hubselect.scoring.divergence import (
     MEASURES,
     MeasureSpec,
     bhattacharyya_distance,
@@ -36,8 +37,7 @@ from hubselect.divergence import (
     resolve_measures,
     total_variation_distance,
 )
-from hubselect.divergence.terms import BHATTACHARYYA_COEFFICIENT_FLOOR
-from hubselect.errors import HubselectError
+from hubselect.scoring.divergence.terms import BHATTACHARYYA_COEFFICIENT_FLOOR
 
 TERM_SPECS = [s for s in MEASURES if s.kind == "terms"]
 EMB_SPECS = [s for s in MEASURES if s.kind == "embeddings"]
@@ -607,8 +607,12 @@ def test_measure_spec_is_frozen_and_hashable():
 # ------------------------------------------------------------------------------ label spaces
 
 def test_label_space_distances_give_both_distances_per_source_in_order():
-    from hubselect.divergence.labels import LABEL_COLUMNS, label_balance_distance, label_set_distance, \
-        label_space_distances
+    from hubselect.scoring.divergence.labels import (
+        LABEL_COLUMNS,
+        label_balance_distance,
+        label_set_distance,
+        label_space_distances,
+    )
 
     eye = np.eye(3)
     target = (eye[:2], np.array([0.8, 0.2]))

@@ -8,15 +8,26 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from hubselect.errors import HubselectError
-from hubselect.evaluation import (EvalResult, classification_metrics, evaluate, evaluate_baseline,
-                                  gain, score_texts)
-from hubselect.modeling import resolve_model
-from hubselect.training import FinetuneConfig, finetune
-from hubselect.zeroshot import (DescriptionClassifier, HeadClassifier, export_head,
-                                label_descriptions, read_metadata)
 from modelkit import NAMES, make_tiny_model, toy_data
+
+from hubselect.core.errors import HubselectError
+from hubselect.data.encoder import resolve_model
+from hubselect.models.evaluation import (
+    EvalResult,
+    classification_metrics,
+    evaluate,
+    evaluate_baseline,
+    gain,
+    score_texts,
+)
+from hubselect.models.training import FinetuneConfig, finetune
+from hubselect.models.zeroshot import (
+    DescriptionClassifier,
+    HeadClassifier,
+    export_head,
+    label_descriptions,
+    read_metadata,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +91,7 @@ def test_baseline_description_matching_is_consistent(tiny_model):
     assert result.formulation == "description" and result.n == 30
     assert len(result.predictions) == 30 and set(result.predictions) <= set(target)
     # by hand: cosine of normalised mean-pooled embeddings, argmax over the target labels
-    from hubselect.modeling import encode, load_encoder
+    from hubselect.data.encoder import encode, load_encoder
 
     tokenizer, encoder = load_encoder(resolve_model(tiny_model))
     emb = encode(texts, tokenizer, encoder, max_length=32)

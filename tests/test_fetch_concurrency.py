@@ -12,11 +12,10 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from hubstandin import build_synthetic_repos
 
-from hubselect.errors import HubselectError
-from hubselect.hub.catalog import FetchConfig, fetch
+from hubselect.core.errors import HubselectError
+from hubselect.data.catalog import FetchConfig, fetch
 
 OWNER = "concurrent"
 N_SYNTHETIC = 6

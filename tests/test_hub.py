@@ -1,4 +1,4 @@
-"""hubselect.hub.hf against the local Hub stand-in, over real HTTP (nothing of ours is mocked).
+"""hubselect.data.hub against the local Hub stand-in, over real HTTP (nothing of ours is mocked).
 
 Cases that need a different ``HF_ENDPOINT`` or ``HF_HUB_OFFLINE`` run in a subprocess, since
 huggingface_hub and datasets read those variables once, at import.
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from hubselect.errors import HubselectError, TaskRejected
-from hubselect.hub import hf
+from hubselect.core.errors import HubselectError, TaskRejected
+from hubselect.data import hub as hf
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -207,8 +207,8 @@ def test_unreachable_endpoint_fails_fast_with_one_line_error(tmp_path):
     result = _run_python("""
         import json, time
         from pathlib import Path
-        from hubselect.errors import HubselectError
-        from hubselect.hub import hf
+        from hubselect.core.errors import HubselectError
+        from hubselect.data import hub as hf
         info = hf.HubDatasetInfo("acme/sentiment", "0" * 40)
         calls = {
             "search": lambda: hf.search_datasets("x"),
@@ -240,8 +240,8 @@ def test_offline_rerun_reads_the_pinned_commit_from_the_cache(hub_endpoint, tmp_
     offline = """
         import json
         from pathlib import Path
-        from hubselect.errors import HubselectError
-        from hubselect.hub import hf
+        from hubselect.core.errors import HubselectError
+        from hubselect.data import hub as hf
         out = {}
         pins = Path("pins.json")
         info = hf.pin_revision("acme/sentiment", None, pins_path=pins)

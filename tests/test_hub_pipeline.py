@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-from hubselect.cli import main
 from helpers import FAST, FETCH_FAST, artifacts, runs_of
+
+from hubselect.cli import main
 
 
 def test_hub_search_candidates_are_pinned_sampled_or_rejected(hub_endpoint, tracking, _hubselect_cache):

@@ -7,10 +7,10 @@ import json
 import shutil
 
 import pytest
+from helpers import FETCH_FAST, artifacts, runs_of
+from hubstandin import _card, _write_repo
 
 from hubselect.cli import main
-from hubstandin import _card, _write_repo
-from helpers import FETCH_FAST, artifacts, runs_of
 
 N_REPOS = 1050
 
@@ -28,7 +28,7 @@ def paged_hub(hub_endpoint):
 
 
 def test_search_with_limit_1000_pages_through_list_datasets(paged_hub):
-    from hubselect.hub import hf
+    from hubselect.data import hub as hf
 
     hub, added = paged_hub
     card = _card("# scale\n\nA card and nothing else.", task_categories=["text-classification"], language=["en"])

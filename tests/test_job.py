@@ -11,10 +11,10 @@ import sys
 import time
 
 import pytest
-
-from hubselect.cli import main
 from helpers import artifacts, predicted_labels, runs_of
 from modelkit import make_tiny_model
+
+from hubselect.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -111,12 +111,12 @@ def test_bad_transfer_input_is_one_line_and_registers_nothing(tracking, tiny, ca
 def test_unlabelled_target_gets_a_label_free_champion(tracking, tiny):
     from mlflow.tracking import MlflowClient
 
-    from hubselect.champion import LABEL_FREE_DEFAULT
+    from hubselect.models.champion import LABEL_FREE_DEFAULT
 
     assert main(job_args(tiny, "--eval-size", "0", "--label-names", "negative,positive")) == 0
     champion = json.loads((artifacts(runs_of("register")[0]) / "champion.json").read_text())
     assert champion["policy"] == LABEL_FREE_DEFAULT and "target labels not used" in champion["reason"]
-    assert champion["source"] in runs_of("register")[0].data.tags["hubselect.champion"]
+    assert champion["source"] in runs_of("register")[0].data.tags["hubselect.models.champion"]
     version = MlflowClient().get_model_version_by_alias("hubselect-kitchen", "champion")
     assert version.tags["hubselect.target"] == "kitchen"
 

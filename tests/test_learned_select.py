@@ -1,6 +1,6 @@
 """A learned ranker with pair features (the transfer-matrix benchmark's kind) drives ``hubselect
 select``: the features are built at select time as the benchmark builds them
-(:func:`hubselect.learned_policy.pair_features_of`), from the scores, the catalog, the shipped prior
+(:func:`hubselect.selection.learned.pair_features_of`), from the scores, the catalog, the shipped prior
 and the label signals. Real CLI, real MLflow (SQLite in a temp dir), the demo tasks."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import FAST, artifacts, runs_of
+
 from hubselect.cli import main
-from hubselect.errors import HubselectError
-from hubselect.learned_policy import FORMAT, VERSION, pair_features_of
+from hubselect.core.errors import HubselectError
+from hubselect.selection.learned import FORMAT, VERSION, pair_features_of
 
 
 def _table(**extra) -> pd.DataFrame:

@@ -22,9 +22,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hubselect.errors import HubselectError
-from hubselect.evaluation import (SHIPPED_METRICS, classification_metrics, compute_metrics,
-                                  load_metric, resolve_metrics)
+from hubselect.core.errors import HubselectError
+from hubselect.models.evaluation import (
+    SHIPPED_METRICS,
+    classification_metrics,
+    compute_metrics,
+    load_metric,
+    resolve_metrics,
+)
 
 CLOSED_PORT = "http://127.0.0.1:9"
 
@@ -40,8 +45,8 @@ _CHILD = textwrap.dedent("""
             raise OSError("hubselect test: no connection allowed")
         return connect(self, address, *args)
     socket.socket.connect = _refuse
-    from hubselect.errors import HubselectError
-    from hubselect.evaluation import classification_metrics, compute_metrics, resolve_metrics
+    from hubselect.core.errors import HubselectError
+    from hubselect.models.evaluation import classification_metrics, compute_metrics, resolve_metrics
     runs = []
     for metrics in json.loads(sys.argv[1]):
         out, before = {}, len(tried)
@@ -77,7 +82,7 @@ def _files(folder: Path) -> list[str]:
 
 
 def test_metric_modules_are_shipped_as_package_data():
-    root = importlib.resources.files("hubselect") / "metric_modules"
+    root = importlib.resources.files("hubselect.models") / "metric_modules"
     for name in SHIPPED_METRICS:
         script = root / name / f"{name}.py"
         assert script.is_file(), f"{name} is not shipped"
@@ -102,7 +107,7 @@ def test_the_wheel_ships_the_metric_modules(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     [wheel] = (tmp_path / "dist").glob("hubselect-*.whl")
     held = set(zipfile.ZipFile(wheel).namelist())
-    assert {f"hubselect/metric_modules/{n}/{n}.py" for n in SHIPPED_METRICS} <= held
+    assert {f"hubselect/models/metric_modules/{n}/{n}.py" for n in SHIPPED_METRICS} <= held
 
 
 @pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": CLOSED_PORT},

@@ -7,12 +7,12 @@ import logging
 from types import SimpleNamespace
 
 import pytest
-
-from hubselect.modeling import resolve_model
-from hubselect.training import FinetuneConfig, finetune
-from hubselect.zeroshot import DescriptionClassifier, HeadClassifier, predict_labels
 from helpers import invoke, model_server
 from modelkit import NAMES, make_tiny_model, toy_data
+
+from hubselect.data.encoder import resolve_model
+from hubselect.models.training import FinetuneConfig, finetune
+from hubselect.models.zeroshot import DescriptionClassifier, HeadClassifier, predict_labels
 
 PROBES = ["great product , love it", "awful waste , it broke", "the item was perfect"]
 
@@ -49,7 +49,7 @@ def store(tmp_path_factory: pytest.TempPathFactory):
 def _log(store, model, target, **kw):
     import mlflow
 
-    from hubselect.tracking.models import log_model
+    from hubselect.pipeline.tracking.models import log_model
 
     with mlflow.start_run(experiment_id=store.experiment) as run:
         info = log_model(model, target, max_length=32, input_example=PROBES[:1], **kw)
@@ -58,7 +58,7 @@ def _log(store, model, target, **kw):
 
 
 def test_default_model_name():
-    from hubselect.tracking.models import default_model_name
+    from hubselect.pipeline.tracking.models import default_model_name
 
     assert default_model_name("stanfordnlp/imdb:plain_text@main") == \
         "hubselect-stanfordnlp-imdb-plain_text-main"
@@ -68,7 +68,7 @@ def test_default_model_name():
 
 
 def test_pip_requirements_are_pinned():
-    from hubselect.tracking.models import pip_requirements
+    from hubselect.pipeline.tracking.models import pip_requirements
 
     pins = dict(r.split("==") for r in pip_requirements())
     assert pins["torch"] == "2.13.0"
@@ -80,7 +80,7 @@ def test_description_champion_predicts_target_label_names(store):
     import pandas as pd
     from mlflow.tracking import MlflowClient
 
-    from hubselect.tracking.models import register_champion
+    from hubselect.pipeline.tracking.models import register_champion
 
     target = ["Negative", "Positive"]
     info = _log(store, store.description, target)
@@ -122,7 +122,7 @@ def test_head_champion_predicts_target_label_names(store):
     import pandas as pd
     from mlflow.exceptions import MlflowException
 
-    from hubselect.tracking.models import register_champion
+    from hubselect.pipeline.tracking.models import register_champion
 
     target = ["POSITIVE", "NEGATIVE"]  # other order and case than the source head
     info = _log(store, store.head, target)
@@ -149,7 +149,7 @@ def test_second_registration_adds_a_version_and_moves_the_alias(store, caplog):
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    from hubselect.tracking.models import register_champion
+    from hubselect.pipeline.tracking.models import register_champion
 
     name = "hubselect-toy-versions"
     first = _log(store, store.description, NAMES)
@@ -164,9 +164,9 @@ def test_second_registration_adds_a_version_and_moves_the_alias(store, caplog):
     champion = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(PROBES)
     assert set(champion["label"]) <= set(NAMES)
     # another target under the same name: the version is added, with a one-line warning
-    with caplog.at_level(logging.WARNING, logger="hubselect.tracking.models"):
+    with caplog.at_level(logging.WARNING, logger="hubselect.pipeline.tracking.models"):
         assert register_champion(first, name, target="other-target") == 3
-    warnings = [r for r in caplog.records if r.name == "hubselect.tracking.models"]
+    warnings = [r for r in caplog.records if r.name == "hubselect.pipeline.tracking.models"]
     assert len(warnings) == 1 and "other-target" in warnings[0].getMessage()
     assert "\n" not in warnings[0].getMessage()
     assert str(client.get_model_version_by_alias(name, "champion").version) == "3"
@@ -175,7 +175,7 @@ def test_second_registration_adds_a_version_and_moves_the_alias(store, caplog):
 
 @pytest.mark.parametrize("formulation", ["description", "head"])
 def test_serve_the_champion(store, formulation):
-    from hubselect.tracking.models import register_champion
+    from hubselect.pipeline.tracking.models import register_champion
 
     name = f"hubselect-toy-served-{formulation}"
     target = ["Negative", "Positive"]

@@ -45,11 +45,11 @@ def test_each_entry_point_takes_every_cli_option_with_the_cli_default(command):
 
 def test_cli_defaults_are_the_config_defaults():
     """The configs built from a bare command equal the dataclasses' own defaults."""
-    from hubselect.hub.catalog import FetchConfig
-    from hubselect.scoring import ScoreConfig
-    from hubselect.selection import SelectionConfig
-    from hubselect.training import FinetuneConfig
-    from hubselect.transfer import TransferConfig
+    from hubselect.data.catalog import FetchConfig
+    from hubselect.models.training import FinetuneConfig
+    from hubselect.models.transfer import TransferConfig
+    from hubselect.scoring.scores import ScoreConfig
+    from hubselect.selection.policy import SelectionConfig
 
     args = build_parser().parse_args(["main"])
     fetch, score, select, transfer = options.configs_for("main", args)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import FAST, FETCH_FAST, artifacts, fast, runs_of
 
 from hubselect.cli import main
-from hubselect.hub.demo import ensure_demo_catalog
-from helpers import FAST, FETCH_FAST, artifacts, fast, runs_of
+from hubselect.data.demo import ensure_demo_catalog
 
 
 def labelled_copy(dst: Path, *, labels: str) -> Path:

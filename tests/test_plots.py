@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hubselect.plots import accuracy_per_source, measure_correlation, rank_correlation, scores_per_candidate
+from hubselect.pipeline.plots import accuracy_per_source, measure_correlation, rank_correlation, scores_per_candidate
 
 
 def _scores() -> pd.DataFrame:

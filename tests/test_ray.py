@@ -15,9 +15,9 @@ import sys
 import time
 
 import pytest
-
-from hubselect.errors import HubselectError
 from modelkit import make_tiny_model, toy_data
+
+from hubselect.core.errors import HubselectError
 
 ray = pytest.importorskip("ray", reason="engine=ray tests need the ray extra: pip install -e '.[test,ray]'")
 
@@ -59,14 +59,14 @@ def _pid(_: int) -> int:
 
 
 def test_local_executor_never_imports_ray():
-    code = ("import sys; from hubselect.executor import make_executor; "
+    code = ("import sys; from hubselect.core.executor import make_executor; "
             "assert make_executor('local').map(abs, [-1, 2]) == [1, 2]; assert 'ray' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_engine_ray_without_ray_is_one_line_naming_the_extra(tracking, monkeypatch, capsys):
     from hubselect.cli import main
-    from hubselect.executor import make_executor
+    from hubselect.core.executor import make_executor
 
     monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without the extra sees
     with pytest.raises(HubselectError, match=r"pip install -e '\.\[ray\]'"):
@@ -81,7 +81,7 @@ def test_engine_ray_without_ray_is_one_line_naming_the_extra(tracking, monkeypat
     ("10.1.2.3:6379", "http://tracking:5000", True), ("", "sqlite:///mlflow.db", True),
     ("127.0.0.1:6379", "", True)])
 def test_a_cluster_needs_an_http_tracking_server(monkeypatch, address, uri, ok):
-    from hubselect.executor import make_executor
+    from hubselect.core.executor import make_executor
 
     monkeypatch.setenv("RAY_ADDRESS", address)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri) if uri else monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
@@ -94,7 +94,7 @@ def test_a_cluster_needs_an_http_tracking_server(monkeypatch, address, uri, ok):
 
 @pytest.mark.slow
 def test_ray_map_keeps_order_shares_one_copy_and_reraises_one_line(ray_session):
-    from hubselect.executor import make_executor
+    from hubselect.core.executor import make_executor
 
     ex = make_executor("ray", init_kwargs={"num_cpus": 2})
     ref = ex.put(list(range(100)))
@@ -109,9 +109,9 @@ def test_ray_map_keeps_order_shares_one_copy_and_reraises_one_line(ray_session):
 
 @pytest.mark.slow
 def test_two_tasks_wanting_one_model_tune_it_once(ray_session, tiny, _hubselect_cache):
-    from hubselect.executor import make_executor
-    from hubselect.training import FinetuneConfig
-    from hubselect.transfer import TransferConfig, _tune_one
+    from hubselect.core.executor import make_executor
+    from hubselect.models.training import FinetuneConfig
+    from hubselect.models.transfer import TransferConfig, _tune_one
 
     texts, labels = toy_data(40, seed=1)
     job = {"source": "toy", "source_revision": "r1", "formulation": "description", "texts": texts,
@@ -132,10 +132,10 @@ def _job(tiny: str, *extra: str) -> list[str]:
 
 def _job_results(tracking, monkeypatch, tiny: str, engine: str) -> dict:
     """Run the whole job in its own cache and experiment; return what it decided and measured."""
+    from helpers import artifacts
     from mlflow.tracking import MlflowClient
 
     from hubselect.cli import main
-    from helpers import artifacts
 
     monkeypatch.setenv("HUBSELECT_CACHE_DIR", str(tracking / f"cache-{engine}"))
     assert main(_job(tiny, "--engine", engine, "--experiment", f"engine-{engine}")) == 0

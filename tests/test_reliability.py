@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import artifacts, runs_of
+from modelkit import NAMES, make_tiny_model, toy_data
 
 import hubselect
 from hubselect.cli import main
-from modelkit import NAMES, make_tiny_model, toy_data
-from helpers import artifacts, runs_of
 
 ROOT = Path(hubselect.__file__).resolve().parent.parent  # what child processes import
 
@@ -60,7 +60,7 @@ def cache_temporaries(cache: Path) -> list[str]:
 
 PROBE = """
 import sys
-from hubselect.tracking import runs
+from hubselect.pipeline.tracking import runs
 
 runs.configure()
 with runs.step_run("probe", {"worker": sys.argv[1]}):
@@ -131,7 +131,7 @@ def test_corrupt_cache_entries_are_discarded_named_and_recomputed(tracking, tiny
 
 
 def test_a_flipped_byte_fails_the_checksum(tmp_path, caplog):
-    from hubselect.cache import read_entry, write_entry
+    from hubselect.core.cache import read_entry, write_entry
 
     path = write_entry(tmp_path / "entry.json", json.dumps({"the": 3, "kettle": 2}).encode())
     assert read_entry(path, json.loads) == {"the": 3, "kettle": 2}
@@ -143,7 +143,7 @@ def test_a_flipped_byte_fails_the_checksum(tmp_path, caplog):
 
 
 def test_a_truncated_tuned_model_is_retrained(tiny, _hubselect_cache, caplog):
-    from hubselect.training import FinetuneConfig, finetune
+    from hubselect.models.training import FinetuneConfig, finetune
 
     texts, labels = toy_data(40, seed=1)
     config = FinetuneConfig(model=tiny, max_length=32, max_train_examples=30)
@@ -163,7 +163,7 @@ import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[3])
 from modelkit import NAMES, toy_data
-from hubselect.training import FinetuneConfig, finetune
+from hubselect.models.training import FinetuneConfig, finetune
 
 texts, labels = toy_data(120, seed=2)
 config = FinetuneConfig(model=sys.argv[1], max_length=32, epochs=2, batch_size=8)

@@ -17,11 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-
 from hubstandin import RESET, write_model_repo
 
-from hubselect.errors import HubselectError, TaskRejected
-from hubselect.hub import hf
+from hubselect.core.errors import HubselectError, TaskRejected
+from hubselect.data import hub as hf
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER_METRIC = "acme/marker-metric"
@@ -51,7 +50,7 @@ def _child(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess
 
 
 def test_a_hub_metric_is_refused_without_trust_before_any_call(hub, tmp_path, monkeypatch):
-    from hubselect.evaluation import compute_metrics, load_metric, resolve_metrics
+    from hubselect.models.evaluation import compute_metrics, load_metric, resolve_metrics
     from hubselect.options import build_parser, configs_for
 
     marker = tmp_path / "marker"
@@ -80,7 +79,7 @@ def test_with_trust_remote_code_the_options_load_the_hub_metric(hub, tmp_path):
     marker = tmp_path / "marker"
     done = _child(f"""
         import json
-        from hubselect.evaluation import compute_metrics
+        from hubselect.models.evaluation import compute_metrics
         from hubselect.options import build_parser, configs_for
         args = build_parser().parse_args(["evaluate", "--target", "demo:kitchen", "--metrics", "{MARKER_METRIC}",
                                           "--trust-remote-code", "true"])
@@ -100,7 +99,7 @@ def test_with_trust_remote_code_the_options_load_the_hub_metric(hub, tmp_path):
 @pytest.mark.parametrize("text", ["hf:acme/..", "acme/x--y", "hf:acme/sentiment.git", "hf:acme/-x@main",
                                   "hf:acme/" + "x" * 97, "hf:acme/.hidden:default"])
 def test_an_invalid_hub_id_is_a_one_line_error_before_any_call(hub, text):
-    from hubselect.hub.refs import parse_ref
+    from hubselect.data.refs import parse_ref
 
     with pytest.raises(HubselectError) as err:
         parse_ref(text)
@@ -132,7 +131,7 @@ _EVERY_CALL_KIND = """
     from pathlib import Path
     logging.basicConfig(level=logging.WARNING)  # what hubselect --quiet shows
     from huggingface_hub import HfApi
-    from hubselect.hub import hf
+    from hubselect.data import hub as hf
     pins = Path("pins.json")
     found = hf.search_datasets("sentiment")                                     # search
     info = hf.pin_revision("acme/sentiment", None, pins_path=pins)               # info
@@ -242,8 +241,8 @@ def _resolve_in_child(tmp_path: Path, **env: str) -> subprocess.CompletedProcess
     """``resolve_model(TINY_MODEL)`` in a fresh interpreter (no Hub call made before it, so nothing else
     installed the retries) with empty Hugging Face caches."""
     return _child(f"""
-        from hubselect.errors import HubselectError
-        from hubselect.modeling import resolve_model
+        from hubselect.core.errors import HubselectError
+        from hubselect.data.encoder import resolve_model
         try:
             print("resolved", resolve_model("{TINY_MODEL}").revision)
         except HubselectError as exc:
@@ -273,7 +272,7 @@ def test_a_hub_model_that_keeps_failing_is_one_line_with_the_try_count(model_rep
 
 
 def test_a_malformed_retry_setting_is_a_one_line_error(monkeypatch):
-    from hubselect.hub.retry import RetryPolicy
+    from hubselect.data.retry import RetryPolicy
 
     monkeypatch.setenv("HUBSELECT_HUB_RETRY_BUDGET_S", "a minute")
     with pytest.raises(HubselectError, match=r"^HUBSELECT_HUB_RETRY_BUDGET_S='a minute' is not a number of "
@@ -285,8 +284,8 @@ def test_a_malformed_retry_setting_is_a_one_line_error(monkeypatch):
 
 
 def test_a_trusted_script_only_repo_is_told_that_datasets_cannot_run_scripts(hub):
-    from hubselect.hub.refs import parse_ref
-    from hubselect.hub.tasks import open_task
+    from hubselect.data.refs import parse_ref
+    from hubselect.data.tasks import open_task
 
     with pytest.raises(TaskRejected) as err:
         open_task(parse_ref("acme/legacy-script"), trust_remote_code=True)

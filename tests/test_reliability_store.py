@@ -22,9 +22,9 @@ import pytest
 
 import hubselect
 from hubselect.cli import main
-from hubselect.errors import HubselectError
-from hubselect.hub.catalog import FetchConfig, fetch
-from hubselect.hub.entries import Catalog
+from hubselect.core.errors import HubselectError
+from hubselect.data.catalog import FetchConfig, fetch
+from hubselect.data.entries import Catalog
 
 ROOT = Path(hubselect.__file__).resolve().parent.parent  # what child processes import
 SMALL = ["--quiet", "--sample-size", "40", "--target-sample-size", "40", "--eval-size", "20"]
@@ -168,7 +168,7 @@ def fill(disk: Path, free_kib: int) -> None:
 
 def partial_entries(cache: Path) -> list[str]:
     """What in the cache is not a whole entry: temporaries, and entries without a matching checksum."""
-    from hubselect.cache import read_entry
+    from hubselect.core.cache import read_entry
 
     bad = [str(p) for p in cache.rglob(".*tmp-*")]
     for kind in ("samples", "terms", "embeddings"):
@@ -219,7 +219,7 @@ def test_a_refused_write_is_put_on_its_place_and_a_refused_read_is_left_alone(tm
     import errno
     import tempfile
 
-    from hubselect.cache import scratch_root, storage_error
+    from hubselect.core.cache import scratch_root, storage_error
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     monkeypatch.setenv("HUBSELECT_CACHE_DIR", str(tmp_path / "tmp" / "cache"))  # the cache inside TMPDIR
@@ -355,7 +355,7 @@ def test_quiet_select_prints_nothing_even_with_long_names(tmp_path):
 
 
 def test_plots_fit_long_names_and_constant_measures_without_a_warning(tmp_path):
-    from hubselect import plots
+    from hubselect.pipeline import plots
 
     names = [f"candidate_{i}_{'x' * 60}" for i in range(3)]
     table = pd.DataFrame({"js": [0.1, 0.2, 0.3], "a_long_measure_name_indeed": [0.3, 0.1, 0.2]}, index=names)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hubselect.represent.store import cached_term_counts
-from hubselect.represent.terms import count_matrix, term_counts, tokenize
+from hubselect.scoring.represent.store import cached_term_counts
+from hubselect.scoring.represent.terms import count_matrix, term_counts, tokenize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -45,7 +45,7 @@ def test_term_counts_are_cached_by_revision_and_texts():
 def test_fdu_mtl_unlabeled_and_labelled_forms_share_vocabulary():
     """Normalised, the raw unlabeled reviews and the PTB-tokenised train reviews of one domain
     are much closer than the forms' raw whitespace tokens suggest."""
-    from hubselect.divergence import get_measure
+    from hubselect.scoring.divergence import get_measure
 
     def texts(split):
         lines = (DATA / "fdu-mtl" / "kitchen_housewares" / f"{split}.jsonl").read_text().splitlines()[:800]
@@ -65,7 +65,7 @@ def test_fdu_mtl_unlabeled_and_labelled_forms_share_vocabulary():
 def tiny_settings(tmp_path_factory):
     from modelkit import make_tiny_model
 
-    from hubselect.represent.store import EmbeddingSettings
+    from hubselect.scoring.represent.store import EmbeddingSettings
 
     return EmbeddingSettings(model=str(make_tiny_model(tmp_path_factory.mktemp("tiny"))), max_length=32)
 
@@ -75,7 +75,7 @@ def _fetched(folder: Path):
     import pandas as pd
     from modelkit import toy_data
 
-    from hubselect.hub.entries import Catalog, SampleInfo, TargetEntry, TaskEntry
+    from hubselect.data.entries import Catalog, SampleInfo, TargetEntry, TaskEntry
 
     (folder / "samples").mkdir(parents=True)
     samples = []
@@ -90,9 +90,9 @@ def _fetched(folder: Path):
 
 
 def test_score_computes_each_measure_as_the_measure_itself_does(tmp_path, tiny_settings):
-    from hubselect.divergence import get_measure
-    from hubselect.represent.store import Encoder
-    from hubselect.scoring import ScoreConfig, read_texts, score
+    from hubselect.scoring.divergence import get_measure
+    from hubselect.scoring.represent.store import Encoder
+    from hubselect.scoring.scores import ScoreConfig, read_texts, score
 
     catalog = _fetched(tmp_path)
     cfg = ScoreConfig(measures="kl,js,mmd,centroid_cosine,renyi:alpha=0.5", embedding=tiny_settings, device="cpu")
@@ -118,7 +118,7 @@ def test_score_computes_each_measure_as_the_measure_itself_does(tmp_path, tiny_s
 
 
 def test_score_with_one_kind_of_measure_runs_only_that_block(tmp_path):
-    from hubselect.scoring import ScoreConfig, score
+    from hubselect.scoring.scores import ScoreConfig, score
 
     result = score(_fetched(tmp_path), ScoreConfig(measures="terms"))
     assert set(result.timings) >= {"tokenise", "term_measures"} and "embed" not in result.timings
@@ -127,8 +127,8 @@ def test_score_with_one_kind_of_measure_runs_only_that_block(tmp_path):
 
 def test_score_and_select_configs_give_their_mlflow_params():
     """The keys and values the steps log (and match finished runs by) stay exactly these."""
-    from hubselect.scoring import ScoreConfig
-    from hubselect.selection import SelectionConfig
+    from hubselect.scoring.scores import ScoreConfig
+    from hubselect.selection.policy import SelectionConfig
 
     assert ScoreConfig().params() == {"measures": "all", "bigrams": False, "embedding_model": "all-MiniLM-L6-v2",
                                       "embedding_revision": None, "max_length": 128, "embed_examples": 500}
@@ -138,8 +138,8 @@ def test_score_and_select_configs_give_their_mlflow_params():
 
 
 def test_label_spaces_embed_names_and_estimate_the_target_balance(tiny_settings):
-    from hubselect.represent.labels import label_spaces
-    from hubselect.represent.store import Encoder
+    from hubselect.scoring.represent.labels import label_spaces
+    from hubselect.scoring.represent.store import Encoder
 
     encoder = Encoder(tiny_settings, "cpu")
     texts = encoder(["great product", "awful, broke at once", "fine"])
@@ -153,7 +153,7 @@ def test_label_spaces_embed_names_and_estimate_the_target_balance(tiny_settings)
 
 
 def test_label_position_takes_ids_and_names_in_any_spelling():
-    from hubselect.labelnames import label_lookup, label_position
+    from hubselect.data.labelnames import label_lookup, label_position
 
     names = ["World", "Sci_Tech", "sports"]
     assert label_lookup(names) == {"world": 0, "sci tech": 1, "sports": 2}

@@ -19,13 +19,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from helpers import FAST, artifacts, runs_of
 
 from hubselect.cli import main
-from hubselect.divergence import MEASURES, get_measure
-from hubselect.hub.entries import Catalog
-from hubselect.represent.terms import SparseCounts, count_matrix, term_counts
-from hubselect.scoring import ScoreConfig, score
-from helpers import FAST, artifacts, runs_of
+from hubselect.data.entries import Catalog
+from hubselect.scoring.divergence import MEASURES, get_measure
+from hubselect.scoring.represent.terms import SparseCounts, count_matrix, term_counts
+from hubselect.scoring.scores import ScoreConfig, score
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TERM_SPECS = [s for s in MEASURES if s.kind == "terms"]
@@ -152,7 +152,7 @@ def test_sparse_measures_never_make_the_rows_dense():
 
 def sliced_catalog(folder: Path, n: int = 40, rows: int = 8) -> Path:
     """``n`` small local candidates cut from the demo tasks' training texts (two score chunks and more)."""
-    from hubselect.hub.demo import ensure_demo_catalog
+    from hubselect.data.demo import ensure_demo_catalog
 
     demo = ensure_demo_catalog()
     lines = [line for task in sorted(p.name for p in demo.iterdir()) if task != "kitchen"
@@ -204,8 +204,8 @@ def _log_frames(items) -> None:
 def test_dataset_inputs_come_from_the_catalog_without_reading_a_sample(tracking):
     import mlflow
 
-    from hubselect.hub.catalog import FetchConfig, fetch
-    from hubselect.tracking import runs
+    from hubselect.data.catalog import FetchConfig, fetch
+    from hubselect.pipeline.tracking import runs
 
     fetched = fetch(FetchConfig(target="demo:kitchen", candidates="demo", sample_size=40, target_sample_size=30,
                                 eval_size=10), tracking / "fetch")

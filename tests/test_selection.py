@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hubselect.errors import HubselectError
-from hubselect.selection import SelectionConfig, select
+from hubselect.core.errors import HubselectError
+from hubselect.selection.policy import SelectionConfig, select
 
 SCORES = pd.DataFrame(
     {"js": [0.1, 0.4, 0.2, 0.9, 0.5], "centroid_cosine": [0.3, 0.1, 0.2, 0.8, 0.6], "mmd": [0.2, 0.3, 0.1, 0.7, 0.9]},
@@ -98,7 +98,7 @@ def test_combined_policy_weighs_the_prior_against_divergence_and_needs_its_signa
 
 
 def test_every_policy_comes_from_the_table_and_answers_in_the_same_shape():
-    from hubselect.selection import POLICIES, POLICY_FUNCTIONS
+    from hubselect.selection.policy import POLICIES, POLICY_FUNCTIONS
 
     assert POLICIES == tuple(POLICY_FUNCTIONS) == ("topk", "rank", "quantile", "budget", "learned", "combined")
     extra = {"learned": {"learned_model": "m.json"}, "budget": {"budget_examples": 600},
@@ -119,7 +119,7 @@ def _catalog_with_samples(folder, names):
     """A fetch catalog whose usable candidates have labelled samples (one more is rejected)."""
     from modelkit import toy_data
 
-    from hubselect.hub.entries import Catalog, SampleInfo, TargetEntry, TaskEntry
+    from hubselect.data.entries import Catalog, SampleInfo, TargetEntry, TaskEntry
 
     (folder / "samples").mkdir(parents=True, exist_ok=True)
     candidates = []
@@ -133,8 +133,8 @@ def _catalog_with_samples(folder, names):
 
 
 def test_learned_policy_inference_reads_the_model_and_source_features_at_selection_time(tmp_path):
-    from hubselect import learned_policy
     from hubselect.benchmark import learned
+    from hubselect.selection import learned as learned_policy
 
     catalog = _catalog_with_samples(tmp_path, list(SCORES.index))
     features = learned_policy.source_features_from_catalog(catalog)

@@ -13,7 +13,6 @@ import os
 from types import SimpleNamespace
 
 import pytest
-
 from helpers import invoke, model_server
 from modelkit import NAMES, make_tiny_model, toy_data
 
@@ -28,8 +27,8 @@ def store(tmp_path_factory: pytest.TempPathFactory):
     import mlflow
     import torch
 
-    from hubselect.modeling import resolve_model
-    from hubselect.training import FinetuneConfig, finetune
+    from hubselect.data.encoder import resolve_model
+    from hubselect.models.training import FinetuneConfig, finetune
 
     tmp = tmp_path_factory.mktemp("serving")
     uri = f"sqlite:///{tmp}/mlflow.db"
@@ -63,7 +62,7 @@ def _logged(store, model, **kw) -> str:
     """The URI of ``model`` logged by hubselect on a new run."""
     import mlflow
 
-    from hubselect.tracking.models import log_model
+    from hubselect.pipeline.tracking.models import log_model
 
     with mlflow.start_run(experiment_id=store.experiment):
         return log_model(model, NAMES, max_length=32, input_example=TEXTS[:1], **kw).model_uri

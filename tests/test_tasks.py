@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from hubselect.errors import HubselectError, TaskRejected
-from hubselect.hub.catalog import expand_candidates
-from hubselect.hub.columns import ColumnMapping
-from hubselect.hub.refs import TaskRef, parse_ref
-from hubselect.hub.tasks import open_task, read_sample
+from hubselect.core.errors import HubselectError, TaskRejected
+from hubselect.data.catalog import expand_candidates
+from hubselect.data.columns import ColumnMapping
+from hubselect.data.refs import TaskRef, parse_ref
+from hubselect.data.tasks import open_task, read_sample
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:

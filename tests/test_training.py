@@ -14,17 +14,34 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from hubselect.errors import HubselectError
-from hubselect.model_folder import (DEFAULT_SCALE, METADATA_FILE, description_scale,
-                                    fit_temperature, holdout_nll, read_metadata, write_metadata)
-from hubselect.model_folder import TunedModel, load_tuned
-from hubselect.training import FinetuneConfig, finetune
-from hubselect.zeroshot import (DEFAULT_TEMPLATE, DescriptionClassifier, HeadClassifier,
-                                align_labels, choose_formulation, export_head,
-                                label_descriptions, load_classifier, normalize_label,
-                                predict_labels, require_label_names)
 from modelkit import NAMES, make_tiny_model, toy_data
+
+from hubselect.core.errors import HubselectError
+from hubselect.models.folder import (
+    DEFAULT_SCALE,
+    METADATA_FILE,
+    TunedModel,
+    description_scale,
+    fit_temperature,
+    holdout_nll,
+    load_tuned,
+    read_metadata,
+    write_metadata,
+)
+from hubselect.models.training import FinetuneConfig, finetune
+from hubselect.models.zeroshot import (
+    DEFAULT_TEMPLATE,
+    DescriptionClassifier,
+    HeadClassifier,
+    align_labels,
+    choose_formulation,
+    export_head,
+    label_descriptions,
+    load_classifier,
+    normalize_label,
+    predict_labels,
+    require_label_names,
+)
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -265,7 +282,7 @@ def test_early_stopping_keeps_the_best_weights(tiny_model):
     assert tuned.best_holdout_loss == pytest.approx(best["loss"])
     assert history[-1]["loss"] > best["loss"]
     # recompute the held-out loss of the saved weights: it is the best one
-    from hubselect.training import _split
+    from hubselect.models.training import _split
 
     _, hold = _split(len(texts), FinetuneConfig(**tuned.metadata["config"]))
     classifier = DescriptionClassifier(tuned.path, NAMES, max_length=32, scale=DEFAULT_SCALE)
@@ -291,13 +308,13 @@ def test_out_of_memory_halves_the_batch_size(tiny_model, monkeypatch, caplog):
 
     monkeypatch.setattr(torch.nn.functional, "cross_entropy", limited)
     texts, labels = toy_data(40, 0)
-    with caplog.at_level(logging.WARNING, logger="hubselect.training"):
+    with caplog.at_level(logging.WARNING, logger="hubselect.models.training"):
         tuned = finetune("toy", None, texts, labels, NAMES,
                          _config(tiny_model, epochs=1, batch_size=16),
                          formulation="description", progress=False)
     assert tuned.metadata["metrics"]["batch_size_used"] == 4
     assert tuned.metadata["config"]["batch_size"] == 16
-    messages = [r.getMessage() for r in caplog.records if r.name == "hubselect.training"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "hubselect.models.training"]
     assert sum("out of memory" in m for m in messages) == 2
     assert "batch size 8" in messages[0] and "batch size 4" in messages[1]
 
@@ -330,7 +347,7 @@ def _read_jsonl(path: Path, n: int) -> tuple[list[str], list[str]]:
                     reason=f"FDU-MTL data not found at {DATA / 'fdu-mtl'} "
                            "(expected <repo>/../shared/data)")
 def test_minilm_on_fdu_mtl_reviews():
-    from hubselect.evaluation import evaluate
+    from hubselect.models.evaluation import evaluate
 
     texts, labels = _read_jsonl(DATA / "fdu-mtl" / "electronics" / "train.jsonl", 40)
     test_texts, test_labels = _read_jsonl(DATA / "fdu-mtl" / "kitchen_housewares" / "test.jsonl",

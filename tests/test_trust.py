@@ -10,14 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
-
-from hubselect.errors import HubselectError
 from modelkit import make_tiny_model
+
+from hubselect.core.errors import HubselectError
 
 
 @pytest.fixture(scope="module")
 def tiny_encoder(tmp_path_factory):
-    from hubselect.represent.store import EmbeddingSettings, Encoder
+    from hubselect.scoring.represent.store import EmbeddingSettings, Encoder
 
     return Encoder(EmbeddingSettings(model=str(make_tiny_model(tmp_path_factory.mktemp("tiny"))), max_length=32))
 
@@ -25,7 +25,7 @@ def tiny_encoder(tmp_path_factory):
 # ------------------------------------------------------------------------------ label names as text
 
 def test_humanize_labels_splits_codes_drops_shared_prefix_and_expands_abbreviations():
-    from hubselect.labelnames import humanize_labels
+    from hubselect.data.labelnames import humanize_labels
 
     assert humanize_labels(["AddToPlaylist", "GetWeather"]) == {"AddToPlaylist": "add to playlist",
                                                                "GetWeather": "get weather"}
@@ -38,7 +38,7 @@ def test_humanize_labels_splits_codes_drops_shared_prefix_and_expands_abbreviati
 
 
 def test_label_descriptions_use_readable_words():
-    from hubselect.zeroshot import label_descriptions
+    from hubselect.models.zeroshot import label_descriptions
 
     assert label_descriptions(["atis_flight", "atis_airfare"]) == {
         "atis_flight": "This text is about flight.", "atis_airfare": "This text is about airfare."}
@@ -53,7 +53,7 @@ vectors = arrays(np.float64, st.tuples(st.integers(1, 5), st.just(4)),
 @settings(max_examples=60, deadline=None)
 @given(vectors, vectors)
 def test_label_set_distance_properties(a, b):
-    from hubselect.divergence.labels import label_set_distance
+    from hubselect.scoring.divergence.labels import label_set_distance
 
     assert label_set_distance(a, a) == pytest.approx(0.0, abs=1e-9)
     d = label_set_distance(a, b)
@@ -63,7 +63,7 @@ def test_label_set_distance_properties(a, b):
 
 
 def test_label_set_distance_closed_form():
-    from hubselect.divergence.labels import label_set_distance
+    from hubselect.scoring.divergence.labels import label_set_distance
 
     t = np.array([[1.0, 0.0], [0.0, 1.0]])
     s = np.array([[1.0, 0.0]])
@@ -72,7 +72,7 @@ def test_label_set_distance_closed_form():
 
 
 def test_label_balance_distance_maps_source_labels_to_nearest_target_label():
-    from hubselect.divergence.labels import label_balance_distance
+    from hubselect.scoring.divergence.labels import label_balance_distance
 
     t = np.eye(2)
     s = np.array([[1.0, 0.1], [0.1, 1.0], [0.9, 0.0]])  # two source labels map onto target label 0
@@ -88,15 +88,15 @@ def test_label_balance_distance_maps_source_labels_to_nearest_target_label():
     (([0.5, 0.5], [1, 1], np.zeros((2, 2)), np.eye(2)), "target_labels has an all-zero row"),
 ])
 def test_label_distances_validate_inputs(args, match):
-    from hubselect.divergence.labels import label_balance_distance
+    from hubselect.scoring.divergence.labels import label_balance_distance
 
     with pytest.raises(ValueError, match=match):
         label_balance_distance(*args)
 
 
 def test_label_space_table_with_a_real_encoder(tiny_encoder):
-    from hubselect.divergence.labels import label_space_distances
-    from hubselect.represent.labels import label_spaces
+    from hubselect.scoring.divergence.labels import label_space_distances
+    from hubselect.scoring.represent.labels import label_spaces
 
     texts = tiny_encoder(["great product", "awful, broke at once", "fine"])
     spaces = label_spaces(["negative", "positive"], texts,
@@ -117,7 +117,7 @@ def _pairs():
 
 
 def test_prior_builds_loads_and_gives_unseen_sources_the_neutral_value(tmp_path):
-    from hubselect.prior import build_prior, load_prior, prior_values, save_prior
+    from hubselect.selection.prior import build_prior, load_prior, prior_values, save_prior
 
     prior = build_prior(_pairs(), {"a": "r1", "b": "r2", "c": "r3"})
     assert prior["sources"]["c"]["mean_gain"] == pytest.approx(0.25)
@@ -130,7 +130,7 @@ def test_prior_builds_loads_and_gives_unseen_sources_the_neutral_value(tmp_path)
 
 
 def test_prior_leaves_out_excluded_targets():
-    from hubselect.prior import build_prior
+    from hubselect.selection.prior import build_prior
 
     prior = build_prior(_pairs(), {}, exclude_targets=["a"])
     assert prior["sources"]["c"]["mean_gain"] == pytest.approx(0.2) and prior["sources"]["c"]["targets"] == 1
@@ -139,7 +139,7 @@ def test_prior_leaves_out_excluded_targets():
 @pytest.mark.parametrize("content, match", [(None, "was not found"), ("{not json", "not readable JSON"),
                                             ('{"format": "other"}', "not a hubselect transfer prior")])
 def test_bad_prior_files_are_one_line_errors(tmp_path, content, match):
-    from hubselect.prior import load_prior
+    from hubselect.selection.prior import load_prior
 
     path = tmp_path / "p.json"
     if content is not None:
@@ -151,7 +151,7 @@ def test_bad_prior_files_are_one_line_errors(tmp_path, content, match):
 # ------------------------------------------------------------------------------- combined policy
 
 def test_parse_weights_and_its_errors():
-    from hubselect.selection import parse_weights
+    from hubselect.selection.policy import parse_weights
 
     assert parse_weights("prior=2,labels=0.5") == {"divergence": 0.0, "prior": 2.0, "labels": 0.5, "balance": 0.0}
     for bad, match in (("prior", "not signal=number"), ("colour=1", "not signal=number"), ("prior=x", "not a number"),
@@ -161,7 +161,7 @@ def test_parse_weights_and_its_errors():
 
 
 def test_combined_policy_weighs_prior_against_divergence():
-    from hubselect.selection import SelectionConfig, select
+    from hubselect.selection.policy import SelectionConfig, select
 
     scores = pd.DataFrame({"js": [0.1, 0.2, 0.3]}, index=["near", "mid", "far"])
     sizes = dict.fromkeys(scores.index, 10)
@@ -189,7 +189,7 @@ def test_grouped_predictions_never_train_on_the_held_out_fold():
     assert pred.notna().all()
     # a fold's predictions equal a model fitted on the other fold only
     from hubselect.benchmark.learned import fit
-    from hubselect.learned_policy import predict
+    from hubselect.selection.learned import predict
 
     other = table[table["target"].isin(["c", "d"])]
     model = fit(other[["f"]], other["gain"])
@@ -197,7 +197,7 @@ def test_grouped_predictions_never_train_on_the_held_out_fold():
 
 
 def test_atc_threshold_matches_the_held_out_accuracy():
-    from hubselect.labelfree import atc_threshold
+    from hubselect.models.labelfree import atc_threshold
 
     conf = np.linspace(0.5, 1.0, 11)
     t = atc_threshold(conf, [1] * 8 + [0] * 3)  # accuracy 8/11
@@ -205,7 +205,7 @@ def test_atc_threshold_matches_the_held_out_accuracy():
 
 
 def test_label_free_estimates_prefer_the_confident_agreeing_model():
-    from hubselect.labelfree import label_free_estimates
+    from hubselect.models.labelfree import label_free_estimates
 
     sure = np.array([[0.95, 0.05], [0.1, 0.9], [0.9, 0.1]])
     unsure = np.array([[0.55, 0.45], [0.45, 0.55], [0.4, 0.6]])
@@ -260,7 +260,7 @@ def test_reliability_of_three_seeds_against_scipy_and_the_spearman_brown_formula
 def test_average_weights_of_a_model_with_itself_is_itself(tmp_path):
     from safetensors.torch import load_file
 
-    from hubselect.modeling import average_weights
+    from hubselect.data.encoder import average_weights
 
     a = make_tiny_model(tmp_path / "a")
     out = average_weights([a, a], tmp_path / "avg")
@@ -272,7 +272,7 @@ def test_average_weights_of_a_model_with_itself_is_itself(tmp_path):
 def test_average_weights_refuses_other_architectures(tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from hubselect.modeling import average_weights
+    from hubselect.data.encoder import average_weights
 
     a, b = make_tiny_model(tmp_path / "a"), make_tiny_model(tmp_path / "b")
     state = load_file(b / "model.safetensors")
@@ -285,8 +285,9 @@ def test_average_weights_refuses_other_architectures(tmp_path):
 # ------------------------------------------------------------------ the select step, end to end
 
 def _select(args):
-    from hubselect.cli import main
     from helpers import FAST, artifacts, runs_of
+
+    from hubselect.cli import main
 
     assert main(["select", "--target", "demo:kitchen", "--candidates", "demo", "--policy", "combined", *args,
                  *FAST]) == 0
@@ -295,7 +296,7 @@ def _select(args):
 
 
 def test_select_combined_reads_a_prior_file(tracking):
-    from hubselect.prior import save_prior
+    from hubselect.selection.prior import save_prior
 
     prior = {"format": "hubselect-transfer-prior", "version": 1, "neutral": 0.0, "description": "test",
              "sources": {"news": {"revision": None, "mean_gain": 0.5, "targets": 3},
@@ -324,7 +325,7 @@ def test_select_without_target_label_names_leaves_the_label_signals_out(tracking
 
 
 def test_default_select_measures_are_the_computed_ones(tracking):
-    from hubselect.divergence import resolve_measures
+    from hubselect.scoring.divergence import resolve_measures
 
     selection, run = _select(["--measures", "terms", "--k", "2"])
     terms = [s.name for s in resolve_measures("terms")]

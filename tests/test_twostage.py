@@ -14,9 +14,18 @@ import pytest
 from hubselect.benchmark.costs import two_stage_seconds
 from hubselect.benchmark.nested import nested_logo
 from hubselect.benchmark.trust import Collection
-from hubselect.benchmark.twostage import (PERFECT, labelled_rows, nested_two_stage, paired_difference, rerank,
-                                          restrict, saving_table, split_truth, two_stage_scores)
-from hubselect.errors import HubselectError
+from hubselect.benchmark.twostage import (
+    PERFECT,
+    labelled_rows,
+    nested_two_stage,
+    paired_difference,
+    rerank,
+    restrict,
+    saving_table,
+    split_truth,
+    two_stage_scores,
+)
+from hubselect.core.errors import HubselectError
 
 GROUPS = {f"{g.lower()}{i}": g for g in "ABC" for i in range(1, 5)}
 TEXTS = 40

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hubselect.errors import HubselectError
+from hubselect.core.errors import HubselectError
 
 
 def score_seconds(matrix: dict, policy_measures: dict[str, list[str]], kinds: dict[str, str],
@@ -42,7 +42,7 @@ def score_seconds(matrix: dict, policy_measures: dict[str, list[str]], kinds: di
 
 def embedding_seconds_per_text(score_cfg: Any, texts: list[str]) -> float:
     """Time the encoder on ``texts`` now (no cache), for when every embedding was cached."""
-    from hubselect.represent.store import Encoder
+    from hubselect.scoring.represent.store import Encoder
 
     encoder = Encoder(score_cfg.embedding, score_cfg.device)
     encoder(texts[:8])  # load and warm up
@@ -97,7 +97,7 @@ def seconds_per_text(cfg: Any, matrix: dict, out_dir: Path) -> float | None:
     if any(r["embed_sets"] > r["score_cached"].get("embeddings", 0) for r in recs):
         return None
     from hubselect.benchmark.matrix import target_catalog_dir
-    from hubselect.hub.entries import Catalog
+    from hubselect.data.entries import Catalog
 
     catalog = Catalog.load(target_catalog_dir(out_dir, recs[0]["target"]))
     texts = pd.read_parquet(catalog.path(catalog.target.score))["text"].tolist()

@@ -1,7 +1,7 @@
 """Fitting and evaluating the learned selection policy: a ridge regression that predicts a pair's gain.
 
 Its features and its use at selection time (loading the JSON, predicting) live in
-:mod:`hubselect.learned_policy`; this module fits the model on a benchmark's pairs.
+:mod:`hubselect.selection.learned`; this module fits the model on a benchmark's pairs.
 
 The model is plain ridge regression solved in closed form with numpy and saved as JSON
 (feature names, standardisation, coefficients): loading it runs no code and needs no pickle.
@@ -18,8 +18,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hubselect.errors import HubselectError
-from hubselect.learned_policy import FORMAT, VERSION, pair_features, predict
+from hubselect.core.errors import HubselectError
+from hubselect.selection.learned import FORMAT, VERSION, pair_features, predict
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,6 @@ def fit_all(table: Any, *, alpha: float = 1.0) -> dict:
 
 def save(model: dict, path: str | os.PathLike) -> Path:
     """Write ``model`` as JSON."""
-    from hubselect.cache import atomic_write_json
+    from hubselect.core.cache import atomic_write_json
 
     return atomic_write_json(path, model)

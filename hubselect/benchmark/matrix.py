@@ -1,10 +1,10 @@
 """The brute-force transfer matrix: every task as a source, evaluated on every other task.
 
 For each task taken as the target, the usual pipeline functions run with every other task as
-a candidate: :func:`hubselect.hub.catalog.fetch` (samples, cached), :func:`hubselect.scoring.score`
-(every divergence measure, representations cached), :func:`hubselect.transfer.tune_selected`
+a candidate: :func:`hubselect.data.catalog.fetch` (samples, cached), :func:`hubselect.scoring.scores.score`
+(every divergence measure, representations cached), :func:`hubselect.models.transfer.tune_selected`
 (each source tuned once: the model cache is keyed by source revision, sample and settings, not
-by the target) and :func:`hubselect.transfer.evaluate_pairs` (baseline and every pair, each
+by the target) and :func:`hubselect.models.transfer.evaluate_pairs` (baseline and every pair, each
 evaluation cached). So the matrix costs one tuning per source and one evaluation per pair.
 
 Output folder layout::
@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from hubselect.cache import atomic_write_json
-from hubselect.errors import HubselectError
-from hubselect.hub.entries import CATALOG_FILE, Catalog, TaskEntry
+from hubselect.core.cache import atomic_write_json
+from hubselect.core.errors import HubselectError
+from hubselect.data.entries import CATALOG_FILE, Catalog, TaskEntry
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ class BenchmarkConfig:
         seeds: Tuning seeds per source (``transfer.finetune.seed`` + 0..seeds-1); the ground
             truth is the mean over seeds, and two halves of the seeds give test-retest
             reliability.
-        score: :class:`hubselect.scoring.ScoreConfig` (measures, encoder settings).
-        transfer: :class:`hubselect.transfer.TransferConfig` (fine-tuning settings).
+        score: :class:`hubselect.scoring.scores.ScoreConfig` (measures, encoder settings).
+        transfer: :class:`hubselect.models.transfer.TransferConfig` (fine-tuning settings).
         only: Task names to keep (empty = all), e.g. for the ``--quick`` preset.
         shard: ``(i, n)``: this process prepares and tunes every n-th target and model starting
             at i (for n processes sharing a machine or a disk); only ``n == 1`` assembles the
@@ -129,7 +129,7 @@ def list_tasks(cfg: BenchmarkConfig) -> list[dict]:
     Raises:
         HubselectError: an unknown name in ``only``, or fewer than :data:`MIN_TASKS` tasks.
     """
-    from hubselect.hub.catalog import expand_candidates
+    from hubselect.data.catalog import expand_candidates
 
     refs = expand_candidates(cfg.tasks)
     if cfg.only:
@@ -145,7 +145,7 @@ def list_tasks(cfg: BenchmarkConfig) -> list[dict]:
 
 
 def _fetch_target(cfg: BenchmarkConfig, task: dict, tasks: list[dict], out: Path) -> Catalog:
-    from hubselect.hub.catalog import FetchConfig, fetch
+    from hubselect.data.catalog import FetchConfig, fetch
 
     if (out / CATALOG_FILE).exists():
         return Catalog.load(out)
@@ -171,7 +171,7 @@ def target_catalog_dir(out_dir: Path, target: str) -> Path:
 
 def prepare_target(cfg: BenchmarkConfig, task: dict, tasks: list[dict], out_dir: Path) -> dict:
     """Fetch and score every other task against ``task`` (cached in ``prepared/<name>.json``)."""
-    from hubselect.scoring import score
+    from hubselect.scoring.scores import score
 
     path = out_dir / "prepared" / f"{task['name']}.json"
     fetch_dir = target_catalog_dir(out_dir, task["name"])
@@ -207,7 +207,7 @@ def _source_entries(out_dir: Path, prepared: list[dict]) -> dict[str, tuple[Task
 
 
 def _formulation(cfg: BenchmarkConfig, source_labels: list[str], target_labels: list[str]) -> str:
-    from hubselect.zeroshot import choose_formulation
+    from hubselect.models.zeroshot import choose_formulation
 
     return choose_formulation(source_labels, target_labels, cfg.transfer.finetune.formulation, cfg.transfer.mapping)
 
@@ -223,7 +223,7 @@ def tune_source(cfg: BenchmarkConfig, entry: TaskEntry, sample: Path, seed: int,
 
     import pandas as pd
 
-    from hubselect.training import finetune
+    from hubselect.models.training import finetune
 
     frame = pd.read_parquet(sample, columns=["text", "label"])
     ft = replace(cfg.transfer.finetune, seed=seed)
@@ -258,7 +258,7 @@ def target_eval_data(out_dir: Path, rec: dict) -> tuple[list[str], list[str]]:
 def _save_pair(json_path: Path, npy_path: Path, result: Any, scores: Any, extra: dict) -> dict:
     import numpy as np
 
-    from hubselect.cache import atomic_path
+    from hubselect.core.cache import atomic_path
 
     npy_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(npy_path) as tmp:
@@ -276,9 +276,9 @@ def evaluate_model(cfg: BenchmarkConfig, model: dict | None, targets: list[dict]
     (``pairs/<target>/<source>.s<seed>.<formulation>.json``) and the raw scores (``.npy``, texts x
     target labels) are written atomically, so a resumed run only evaluates missing pairs.
     """
-    from hubselect.evaluation import score_texts
-    from hubselect.modeling import resolve_model
-    from hubselect.zeroshot import load_classifier
+    from hubselect.data.encoder import resolve_model
+    from hubselect.models.evaluation import score_texts
+    from hubselect.models.zeroshot import load_classifier
 
     tag = model or {"source": "", "seed": 0, "formulation": "description"}
     results, todo = {}, []
@@ -318,9 +318,9 @@ def source_holdout(cfg: BenchmarkConfig, model: dict, entry: TaskEntry, sample: 
     import numpy as np
     import pandas as pd
 
-    from hubselect.labelfree import holdout_confidence
-    from hubselect.training import holdout_indices
-    from hubselect.zeroshot import load_classifier
+    from hubselect.models.labelfree import holdout_confidence
+    from hubselect.models.training import holdout_indices
+    from hubselect.models.zeroshot import load_classifier
 
     path = out_dir / "holdout" / f"{model_stem(model)}.json"
     if path.exists():
@@ -399,7 +399,7 @@ def source_features_frame(out_dir: Path) -> Any:
     """Features of each task as a source, read from its sample in any target's fetch folder."""
     import pandas as pd
 
-    from hubselect.learned_policy import source_features
+    from hubselect.selection.learned import source_features
 
     rows = {}
     for folder in sorted((Path(out_dir) / "fetch").iterdir()):

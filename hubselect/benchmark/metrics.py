@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from hubselect.errors import HubselectError
+from hubselect.core.errors import HubselectError
 
 
 def _pair(closeness: Sequence[float], accuracy: Sequence[float], min_n: int = 2) -> tuple[np.ndarray, np.ndarray]:

@@ -13,7 +13,7 @@ The headline is the mean over all targets, each held out this way. The shipped d
 rule's pick over all targets with leave-one-group-out features
 (:func:`hubselect.benchmark.verdict.analyse_collection`).
 
-Learned rankers (both linear, so they export as the JSON of :mod:`hubselect.learned_policy`):
+Learned rankers (both linear, so they export as the JSON of :mod:`hubselect.selection.learned`):
 
 * ``learned`` (pointwise): ridge regression of a pair's gain on the features;
 * ``learned:pairwise``: logistic regression on feature differences of two sources of the same
@@ -91,9 +91,9 @@ def prior_table(truth: Any, groups: dict[str, str], excluded: Iterable[str]) -> 
 
 def feature_table(truth: Any, measures: list[str], prior: Any) -> Any:
     """Learned-ranker features of every pair, aligned with ``truth``, with ``prior`` as the prior:
-    :func:`hubselect.learned_policy.pair_features_of`, the same features ``hubselect select``
+    :func:`hubselect.selection.learned.pair_features_of`, the same features ``hubselect select``
     builds for a shipped model."""
-    from hubselect.learned_policy import pair_features_of
+    from hubselect.selection.learned import pair_features_of
 
     return pair_features_of(truth.assign(prior=np.asarray(prior, dtype=float)), measures)
 
@@ -103,7 +103,7 @@ def fit_pairwise(features: Any, targets: Any, accuracy: Any, *, c: float = 1.0) 
     accuracies differ by more than :data:`PAIR_MARGIN`; returned as a learned-policy JSON dict."""
     from sklearn.linear_model import LogisticRegression
 
-    from hubselect.learned_policy import FORMAT, VERSION
+    from hubselect.selection.learned import FORMAT, VERSION
 
     x = np.asarray(features, dtype=float)
     mean, scale = x.mean(axis=0), x.std(axis=0)
@@ -143,7 +143,7 @@ def fit_learned(truth: Any, features: Any, train: Any, alpha: float = 1.0) -> di
 def fold_truth(col: Any, targets: list[str], excluded: set[str]) -> Any:
     """The rows of ``targets`` with the prior and the learned rankers fitted on the targets outside
     the ``excluded`` groups (``prior_loto`` holds that prior, so every ranker reads it)."""
-    from hubselect.learned_policy import predict
+    from hubselect.selection.learned import predict
 
     truth = col.truth
     outside = ~truth["target"].map(lambda t: col.groups.get(t, t)).isin(excluded).to_numpy()

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from hubselect.errors import HubselectError
+from hubselect.core.errors import HubselectError
 
 DEFAULT_TASKS = str(Path(__file__).resolve().parents[2].parent / "shared" / "data" / "fdu-mtl")
 QUICK_TASKS = ("books", "dvd", "electronics", "kitchen_housewares")

@@ -9,13 +9,10 @@ the run's artifacts, with ``learned_policy.json`` at the top for ``policy=learne
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
 import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -49,7 +46,7 @@ def _log_target(record: dict, resumed: bool, cfg: Any) -> None:
     """One nested MLflow run per source of a finished target (mean over seeds; same names)."""
     from collections import defaultdict
 
-    from hubselect.tracking import runs
+    from hubselect.pipeline.tracking import runs
 
     if not record["scored"]:
         return
@@ -139,7 +136,7 @@ def analyse(matrix: dict, out_dir: Path, *, ks: tuple[int, ...] = (1, 3), alpha:
     from hubselect.benchmark import metrics, report
     from hubselect.benchmark.costs import normalised_costs, score_seconds
     from hubselect.benchmark.matrix import pairs_frame, seed_mean, unusable_tasks
-    from hubselect.divergence import resolve_measures
+    from hubselect.scoring.divergence import resolve_measures
 
     pairs = seed_mean(pairs_frame(matrix))
     pairs["cost_seconds"] = normalised_costs(pairs)
@@ -231,8 +228,8 @@ def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3)
     from hubselect.benchmark.costs import seconds_per_text
     from hubselect.benchmark.matrix import ShardDone, build_matrix
     from hubselect.benchmark.metrics import DEFAULT_RANK_MEASURES
-    from hubselect.tracking.runs import StepOutput
-    from hubselect.tracking import runs
+    from hubselect.pipeline.tracking import runs
+    from hubselect.pipeline.tracking.runs import StepOutput
 
     out_dir = Path(out_dir).resolve()
     start = time.perf_counter()
@@ -274,19 +271,3 @@ def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3)
             (top / name).write_bytes(src.read_bytes())
         runs.log_dir(top, None)
         return StepOutput(run.info.run_id, result["report"].parent)
-
-
-def run_from_args(args: argparse.Namespace) -> Any:
-    """Entry point of ``hubselect benchmark`` (parsed arguments); returns a StepOutput."""
-    from hubselect.benchmark.matrix import list_tasks
-    from hubselect.benchmark.presets import parse_ks
-    from hubselect.options import benchmark_config
-    from hubselect.tracking import runs
-
-    cfg = benchmark_config(args)
-    ks = parse_ks(args.ks)
-    list_tasks(cfg)  # refuse fewer than three tasks before any run or folder is created
-    runs.configure(getattr(args, "experiment", None))
-    command = "hubselect " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else ""
-    return run_benchmark(cfg, args.output, ks=ks, alpha=args.learned_alpha, quiet=getattr(args, "quiet", True),
-                         command=command, groups=args.groups)

@@ -13,7 +13,7 @@ Rankers (closeness per candidate of one target):
   the largest), ``largest`` (most training rows);
 * divergence: ``rank:<set>`` (mean rank over a measure set, lower divergence = closer);
 * ``labels``: the label-set distance alone;
-* ``combined:<set>:p<w>:l<w>:b<w>``: :func:`hubselect.selection.combined_score` of the
+* ``combined:<set>:p<w>:l<w>:b<w>``: :func:`hubselect.selection.policy.combined_score` of the
   divergence rank, the leave-one-target-out prior, the label-set and label-balance distances;
 * ``learned`` (ridge, leave-one-target-out) and ``learned:logo`` (leave-one-group-out).
 """
@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hubselect.hub.entries import Catalog
+from hubselect.data.entries import Catalog
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +68,10 @@ def label_features(matrix: dict, out_dir: Path) -> Any:
     import pandas as pd
 
     from hubselect.benchmark.matrix import target_catalog_dir
-    from hubselect.divergence.labels import label_space_distances
-    from hubselect.learned_policy import label_set_features
-    from hubselect.represent.labels import label_spaces
-    from hubselect.represent.store import EmbeddingSettings, Encoder, cached_embeddings
+    from hubselect.scoring.divergence.labels import label_space_distances
+    from hubselect.scoring.represent.labels import label_spaces
+    from hubselect.scoring.represent.store import EmbeddingSettings, Encoder, cached_embeddings
+    from hubselect.selection.learned import label_set_features
 
     s = matrix["settings"]
     encoder = Encoder(EmbeddingSettings(model=s["embedding_model"], model_revision=s["embedding_revision"] or None,
@@ -111,7 +111,7 @@ def add_priors(truth: Any, groups: dict[str, str]) -> Any:
 def load_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path) -> Collection:
     """Assemble the :class:`Collection` of a finished matrix."""
     from hubselect.benchmark.matrix import pairs_frame, seed_mean
-    from hubselect.divergence import resolve_measures
+    from hubselect.scoring.divergence import resolve_measures
 
     out_dir = Path(out_dir)
     groups, collections = read_groups(groups_csv)
@@ -169,7 +169,7 @@ def combined_name(mset: str, wp: float, wl: float, wb: float, prior: str = "loto
 def closeness_for(col: Collection, group: Any, name: str) -> np.ndarray:
     """Closeness (higher = better) of ranker ``name`` over one target's candidates ``group``."""
     from hubselect.benchmark.metrics import rank_closeness
-    from hubselect.selection import combined_score
+    from hubselect.selection.policy import combined_score
 
     if name == "oracle":
         return group["accuracy"].to_numpy(float)
@@ -351,7 +351,7 @@ RECORD_ESTIMATORS = ("rank", "confidence", "atc", "agreement")
 
 def prediction_estimates(preds: list[np.ndarray], confs: list[np.ndarray], thresholds: list[float],
                          probs: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
-    """The label-free estimators of :mod:`hubselect.labelfree` per model (in the given order), from
+    """The label-free estimators of :mod:`hubselect.models.labelfree` per model (in the given order), from
     each model's predicted label index (``preds``) and top probability (``confs``) on the target's
     texts: ``rank`` (minus the position), ``confidence`` (mean top probability), ``atc`` (share of
     texts above the model's source-held-out threshold), ``agreement`` (mean share of texts on which
@@ -376,8 +376,8 @@ def pair_outputs(out_dir: str | Path, target: str, stem: str) -> tuple[np.ndarra
     Raises:
         HubselectError: neither is there.
     """
-    from hubselect.errors import HubselectError
-    from hubselect.labelfree import softmax
+    from hubselect.core.errors import HubselectError
+    from hubselect.models.labelfree import softmax
 
     base = Path(out_dir) / "pairs" / target / stem
     npy = base.with_name(stem + ".npy")
@@ -393,7 +393,7 @@ def pair_outputs(out_dir: str | Path, target: str, stem: str) -> tuple[np.ndarra
 
 def holdout_threshold(out_dir: str | Path, stem: str) -> float:
     """The ATC threshold of one tuned model, from its source-held-out record (``holdout/``)."""
-    from hubselect.labelfree import atc_threshold
+    from hubselect.models.labelfree import atc_threshold
 
     held = json.loads((Path(out_dir) / "holdout" / f"{stem}.json").read_text(encoding="utf-8"))
     return atc_threshold(held["confidence"], held["correct"])
@@ -477,8 +477,8 @@ def saving_at_k(col: Collection, matrix: dict, policy: str, k: int = 3) -> Any:
     """
     import pandas as pd
 
-    from hubselect.benchmark.metrics import runtime_saving, top_k
     from hubselect.benchmark.costs import normalised_costs
+    from hubselect.benchmark.metrics import runtime_saving, top_k
 
     secs = policy_score_seconds(col, matrix, policy)
     truth = col.truth.assign(cost_seconds=normalised_costs(col.truth))

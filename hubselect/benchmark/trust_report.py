@@ -88,8 +88,15 @@ def _group_lines(res: dict) -> list[str]:
 
 
 def _two_stage_lines(two: dict) -> list[str]:
-    from hubselect.benchmark.twostage import (DEFAULT_N, NOT_RECORDED, PROBE_NS, PROBE_SEED, SIGNALS, labelled_rows,
-                                              paired_difference)
+    from hubselect.benchmark.twostage import (
+        DEFAULT_N,
+        NOT_RECORDED,
+        PROBE_NS,
+        PROBE_SEED,
+        SIGNALS,
+        labelled_rows,
+        paired_difference,
+    )
 
     res, summary, saving = two["result"], two["summary"], two["saving"]
     names = ["first stage alone", *(f"two-stage N={n}" for n in PROBE_NS),

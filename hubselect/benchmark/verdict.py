@@ -14,9 +14,20 @@ from typing import Any
 import numpy as np
 
 from hubselect.benchmark.nested import LEARNED
-from hubselect.benchmark.trust import (BASELINES, MEASURE_SETS, Collection, champion_table, choose_default,
-                                       evaluate_rankers, grid_names, load_collection, policy_score_seconds,
-                                       reliability, saving_at_k, summarise)
+from hubselect.benchmark.trust import (
+    BASELINES,
+    MEASURE_SETS,
+    Collection,
+    champion_table,
+    choose_default,
+    evaluate_rankers,
+    grid_names,
+    load_collection,
+    policy_score_seconds,
+    reliability,
+    saving_at_k,
+    summarise,
+)
 
 
 def ranker_names() -> list[str]:
@@ -61,8 +72,14 @@ def two_stage(col: Collection, matrix: dict, out_dir: str | Path, nested: Any) -
     """
     from hubselect.benchmark.costs import normalised_parts
     from hubselect.benchmark.trust import probe_outputs
-    from hubselect.benchmark.twostage import (PROBE_SEED, labelled_rows, nested_two_stage, restrict, saving_table,
-                                              split_truth)
+    from hubselect.benchmark.twostage import (
+        PROBE_SEED,
+        labelled_rows,
+        nested_two_stage,
+        restrict,
+        saving_table,
+        split_truth,
+    )
 
     split = split_truth(col.seed_pairs, PROBE_SEED)
     probes = probe_outputs(col, out_dir, PROBE_SEED)
@@ -89,7 +106,7 @@ def analyse_collection(matrix: dict, out_dir: str | Path, groups_csv: str | Path
 
     from hubselect.benchmark.learned import save
     from hubselect.benchmark.nested import nested_logo
-    from hubselect.prior import build_prior, save_prior
+    from hubselect.selection.prior import build_prior, save_prior
 
     report_dir = Path(report_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
