@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hubselect.core.errors import HubselectError
-from hubselect.models.champion import BASELINE, choose_champion  # noqa: I001 - one line per moved function
+from hubselect.models.champion import BASELINE, choose_champion, pick_champion  # noqa: I001 - one line per moved function
 from hubselect.models.transfer import parse_label_map
 from hubselect.pipeline.steps.main import runtime_accounting
 
@@ -76,6 +76,20 @@ def test_rank_takes_the_top_ranked_source_and_never_reads_the_evaluation():
         champion, reason = choose_champion(result, tuned, "rank")
         assert champion is tuned[0]
         assert reason == "top-ranked selected source (rank 1 of the selection); target labels not used"
+
+
+def test_rank_on_a_labelled_target_reports_the_accuracy_its_blind_choice_reached():
+    """The choice is the top-ranked source whatever the labels say; its record is the measured pair."""
+    from types import SimpleNamespace
+
+    measured = [pair("books", 0.10, 0.10), pair("appliances", 0.90, 0.90)]
+    tuned = [{k: p[k] for k in ("source", "source_revision", "path")} for p in measured]  # as finetune writes them
+    result = evaluation((0.8, 0.8), *measured)
+    champion, reason, policy = pick_champion(result, tuned, SimpleNamespace(champion="rank"), catalog=None)
+    assert policy == "rank" and champion["source"] == "books"
+    assert champion["accuracy"] == 0.10 and champion["macro_f1"] == 0.10 and champion["gain"] == 0.10 - 0.5
+    champion, _, _ = pick_champion(None, tuned, SimpleNamespace(champion="rank"), catalog=None)
+    assert champion is tuned[0]  # no labels: nothing measured to report
 
 
 scores = st.floats(0, 1, allow_nan=False)

@@ -52,13 +52,19 @@ def champion_policy(cfg: Any, has_labels: bool) -> str:
 
 
 def pick_champion(evaluation: dict | None, tuned: list[dict], cfg: Any, catalog: Catalog) -> tuple[dict, str, str]:
-    """``(champion record, reason, policy)``; label-free policies never read the target's labels."""
+    """``(champion record, reason, policy)``.
+
+    Only ``metric`` reads the target's labels to choose. Whatever chose it, the champion of a
+    target that has labels carries its measured accuracy (its pair's record), so ``rank`` and the
+    label-free policies report how well their choice did.
+    """
     from hubselect.models.labelfree import choose_label_free
 
     policy = champion_policy(cfg, evaluation is not None)
-    if policy not in LABEL_FREE:
-        return (*choose_champion(evaluation, tuned, policy), policy)
-    champion, reason = choose_label_free(tuned, catalog, cfg, policy)
-    if evaluation is not None:  # report its accuracy when the target happens to have labels
+    if policy in LABEL_FREE:
+        champion, reason = choose_label_free(tuned, catalog, cfg, policy)
+    else:
+        champion, reason = choose_champion(evaluation, tuned, policy)
+    if evaluation is not None and policy != "metric":  # chosen blind; report the accuracy it reached
         champion = next((p for p in evaluation["pairs"] if p["source"] == champion["source"]), champion)
     return champion, reason, policy
