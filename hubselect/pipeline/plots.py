@@ -1,4 +1,4 @@
-"""Plots a person would rather look at than read (matplotlib, Agg backend, files only).
+"""Plots a person would rather look at than read (matplotlib figures, files only).
 
 Each figure is saved with ``bbox_inches="tight"``: the file grows to hold long candidate or
 measure names, where ``tight_layout`` warned that it could not fit them (a warning ``--quiet``
@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 
-def _pyplot():
-    import matplotlib
+def _figure(width: float, height: float) -> tuple[Any, Any]:
+    """A new figure of ``width`` x ``height`` inches and its one axes, outside pyplot: no backend is
+    chosen or changed and no figure is kept open (``savefig`` renders PNG with Agg)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots()
 
 
 def scores_per_candidate(table: Any, measures: list[str], path: str | Path) -> Path:
@@ -25,9 +25,8 @@ def scores_per_candidate(table: Any, measures: list[str], path: str | Path) -> P
 
     Ranks (1 = closest) make measures on different scales comparable; selected rows are marked.
     """
-    plt = _pyplot()
     ranks = table[measures].rank(method="average")
-    fig, ax = plt.subplots(figsize=(1.2 + 0.7 * len(measures), 1.0 + 0.32 * len(table)))
+    fig, ax = _figure(1.2 + 0.7 * len(measures), 1.0 + 0.32 * len(table))
     image = ax.imshow(ranks.values, cmap="viridis_r", aspect="auto")
     ax.set_xticks(range(len(measures)), measures, rotation=45, ha="right")
     labels = [f"{'* ' if d == 'selected' else ''}{c}" for c, d in zip(table.index, table.get("decision", [""] * len(table)))]
@@ -35,7 +34,6 @@ def scores_per_candidate(table: Any, measures: list[str], path: str | Path) -> P
     ax.set_title("Rank of each candidate per measure\n(1 = closest; * = selected)", fontsize=9)
     fig.colorbar(image, ax=ax, label="rank")
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return Path(path)
 
 
@@ -49,17 +47,15 @@ def rank_correlation(scores: Any) -> tuple[Any, list[str]]:
 
 def measure_correlation(scores: Any, path: str | Path) -> Path:
     """Heatmap of :func:`rank_correlation`; the measures left out are named under the title."""
-    plt = _pyplot()
     corr, constant = rank_correlation(scores)
     if corr.empty:  # every measure gives every candidate the same value: a note, not an empty heatmap
-        fig, ax = plt.subplots(figsize=(4.0, 1.2))
+        fig, ax = _figure(4.0, 1.2)
         ax.axis("off")
         ax.text(0.5, 0.5, f"No measure ranks the candidates:\nevery one gives them all the same value\n"
                 f"({', '.join(constant)})", ha="center", va="center", fontsize=9, wrap=True)
         fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
         return Path(path)
-    fig, ax = plt.subplots(figsize=(1.5 + 0.55 * len(corr), 1.2 + 0.5 * len(corr)))
+    fig, ax = _figure(1.5 + 0.55 * len(corr), 1.2 + 0.5 * len(corr))
     image = ax.imshow(corr.values, cmap="RdBu_r", vmin=-1, vmax=1)
     ax.set_xticks(range(len(corr)), corr.columns, rotation=45, ha="right")
     ax.set_yticks(range(len(corr)), corr.index)
@@ -70,16 +66,14 @@ def measure_correlation(scores: Any, path: str | Path) -> Path:
     ax.set_title("Spearman correlation between measures" + note, fontsize=9)
     fig.colorbar(image, ax=ax)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return Path(path)
 
 
 def accuracy_per_source(frame: Any, path: str | Path) -> Path:
     """Bar chart of target accuracy per tuned source, the untuned baseline as a line."""
-    plt = _pyplot()
     base = float(frame["accuracy"].iloc[0])
     tuned = frame.iloc[1:]
-    fig, ax = plt.subplots(figsize=(2.0 + 0.8 * len(tuned), 3.2))
+    fig, ax = _figure(2.0 + 0.8 * len(tuned), 3.2)
     colors = ["tab:green" if g > 0 else "tab:red" for g in tuned["gain"]]
     ax.bar(range(len(tuned)), tuned["accuracy"], color=colors)
     ax.axhline(base, color="black", linestyle="--", label=f"untuned baseline {base:.3f}")
@@ -89,5 +83,4 @@ def accuracy_per_source(frame: Any, path: str | Path) -> Path:
     ax.legend(loc="lower right")
     ax.set_title("Zero-shot accuracy on the target\nper tuned source", fontsize=9)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return Path(path)
