@@ -376,13 +376,14 @@ def pair_outputs(out_dir: str | Path, target: str, stem: str) -> tuple[np.ndarra
     Raises:
         HubselectError: neither is there.
     """
+    from scipy.special import softmax
+
     from hubselect.core.errors import HubselectError
-    from hubselect.models.labelfree import softmax
 
     base = Path(out_dir) / "pairs" / target / stem
     npy = base.with_name(stem + ".npy")
     if npy.exists():
-        probs = softmax(np.load(npy).astype(float))
+        probs = softmax(np.load(npy).astype(float), axis=1)
         return probs.argmax(axis=1), probs.max(axis=1), probs
     record = json.loads(base.with_name(stem + ".json").read_text(encoding="utf-8"))
     if "pred" not in record or "conf" not in record:

@@ -119,10 +119,9 @@ def description_scale(meta: dict[str, Any]) -> float:
 
 
 def _nll(logits: np.ndarray, gold: np.ndarray, temperature: float) -> float:
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(z).sum(axis=1))
-    return float(np.mean(log_norm - z[np.arange(len(gold)), gold]))
+    from scipy.special import log_softmax
+
+    return float(-np.mean(log_softmax(logits / temperature, axis=1)[np.arange(len(gold)), gold]))
 
 
 def fit_temperature(logits: Any, gold: Any) -> float:

@@ -25,17 +25,6 @@ from hubselect.data.entries import Catalog
 
 logger = logging.getLogger(__name__)
 
-ESTIMATORS = ("rank", "confidence", "atc", "agreement", "entropy")
-
-
-def softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of ``scores`` (texts x labels), numerically stable."""
-    z = np.asarray(scores, dtype=float)
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def atc_threshold(confidence: Sequence[float], correct: Sequence[int]) -> float:
     """The threshold ``t`` with ``mean(confidence > t) = accuracy`` on a labelled held-out slice."""
     conf = np.asarray(confidence, dtype=float)
@@ -59,11 +48,14 @@ def label_free_estimates(probs: list[np.ndarray], thresholds: Sequence[float]) -
 
 def holdout_confidence(classifier: Any, texts: Sequence[str], labels: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
     """``(confidence, correct)`` of a loaded classifier on a labelled slice (source labels)."""
+    from scipy.special import softmax
+
     from hubselect.models.evaluation import _gold_names, score_texts
 
     result, scores = score_texts(classifier, texts, labels)
     gold = _gold_names(labels, list(classifier.label_names))
-    return softmax(scores).max(axis=1), (np.array(result.predictions) == np.array(gold)).astype(int)
+    confidence = softmax(np.asarray(scores, dtype=float), axis=1).max(axis=1)
+    return confidence, (np.array(result.predictions) == np.array(gold)).astype(int)
 
 
 def choose_label_free(tuned: list[dict], catalog: Catalog, cfg: Any, estimator: str) -> tuple[dict, str]:
@@ -73,6 +65,7 @@ def choose_label_free(tuned: list[dict], catalog: Catalog, cfg: Any, estimator: 
     slice); never the target's labels.
     """
     import pandas as pd
+    from scipy.special import softmax
 
     from hubselect.models.training import holdout_indices
     from hubselect.models.zeroshot import load_classifier
@@ -83,7 +76,7 @@ def choose_label_free(tuned: list[dict], catalog: Catalog, cfg: Any, estimator: 
     for rec in tuned:
         clf = load_classifier(rec["path"], target.label_names, descriptions=cfg.descriptions, mapping=cfg.mapping,
                               max_length=cfg.finetune.max_length)
-        probs.append(softmax(clf.scores(texts)))
+        probs.append(softmax(np.asarray(clf.scores(texts), dtype=float), axis=1))
         entry = catalog.candidate(rec["source"])
         frame = pd.read_parquet(catalog.path(entry), columns=["text", "label"])
         idx = holdout_indices(len(frame), cfg.finetune)

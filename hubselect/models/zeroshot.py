@@ -430,11 +430,12 @@ def predict_labels(classifier: Any, texts: Sequence[str], *,
                    batch_size: int = 64) -> tuple[list[str], np.ndarray]:
     """The predicted label name of each text and its probability (softmax of the calibrated
     scores) for a :class:`DescriptionClassifier` or :class:`HeadClassifier`."""
+    from scipy.special import softmax
+
     scores = np.asarray(classifier.scores(texts, batch_size=batch_size), dtype=np.float64)
     if not len(scores):
         return [], np.zeros(0)
-    z = np.exp(scores - scores.max(axis=1, keepdims=True))
-    probs = z / z.sum(axis=1, keepdims=True)
+    probs = softmax(scores, axis=1)
     best = scores.argmax(axis=1)  # the scores' argmax, exactly as before calibration
     return [classifier.label_names[i] for i in best], probs[np.arange(len(best)), best]
 

@@ -34,10 +34,9 @@ def label_name_embeddings(names: Sequence[str], encoder: Any) -> np.ndarray:
 def zero_shot_distribution(text_embeddings: np.ndarray, label_embeddings: np.ndarray,
                            scale: float = ZERO_SHOT_SCALE) -> np.ndarray:
     """Mean softmax over labels of ``scale * cos(text, label)``: the predicted class balance."""
-    logits = scale * (text_embeddings @ label_embeddings.T)
-    logits -= logits.max(axis=1, keepdims=True)
-    probs = np.exp(logits)
-    return (probs / probs.sum(axis=1, keepdims=True)).mean(axis=0)
+    from scipy.special import softmax
+
+    return softmax(scale * (text_embeddings @ label_embeddings.T), axis=1).mean(axis=0)
 
 
 def label_spaces(target_names: Sequence[str], target_texts: np.ndarray,
