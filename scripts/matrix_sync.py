@@ -34,13 +34,12 @@ RECORD_FOLDERS = ("prepared", "models", "holdout", "baseline")
 
 def _pair_line(path: Path) -> dict:
     import numpy as np
-
-    from hubselect.models.labelfree import softmax
+    from scipy.special import softmax
 
     record = json.loads(path.read_text(encoding="utf-8"))
     npy = path.with_suffix(".npy")
     if npy.exists():
-        probs = softmax(np.load(npy).astype(float))
+        probs = softmax(np.load(npy).astype(float), axis=1)
         record["pred"] = probs.argmax(axis=1).tolist()
         record["conf"] = np.round(probs.max(axis=1), 4).tolist()
     return {"stem": path.stem, **record}
