@@ -151,13 +151,3 @@ def test_label_spaces_embed_names_and_estimate_the_target_balance(tiny_settings)
     np.testing.assert_array_equal(sources["t"][1], [2.0, 1.0])
     np.testing.assert_allclose(sources["t"][0][0], encoder(["positive"])[0], rtol=1e-5)  # "pos" read as "positive"
 
-
-def test_label_position_takes_ids_and_names_in_any_spelling():
-    from hubselect.data.labelnames import label_lookup, label_position
-
-    names = ["World", "Sci_Tech", "sports"]
-    assert label_lookup(names) == {"world": 0, "sci tech": 1, "sports": 2}
-    assert [label_position(x, names) for x in ["sci-tech ", "WORLD", "Sports", 2, np.int64(0)]] == [1, 0, 2, 2, 0]
-    assert [label_position(x, names) for x in ["business", 3, -1, True, "2"]] == [None] * 5  # "2" is a name, not an id
-    lookup = label_lookup(names)
-    assert label_position("sci tech", names, lookup) == 1 and label_position("x", names, {}) is None

@@ -27,20 +27,34 @@ def label_lookup(names: Sequence[Any]) -> dict[str, int]:
     return {normalize_label(n): i for i, n in enumerate(names)}
 
 
+def is_label_id(label: Any) -> bool:
+    """Whether ``label`` is a label id (an ``int`` or numpy integer, not a ``bool``) rather than a name."""
+    return isinstance(label, numbers.Integral) and not isinstance(label, bool)
+
+
 def label_position(label: Any, names: Sequence[Any], lookup: Mapping[str, int] | None = None) -> int | None:
     """Where ``label`` sits in ``names``, or ``None`` when it is not there.
 
-    An integer (``int`` or numpy integer, not ``bool``) is a label id, valid in ``range(len(names))``;
-    anything else is a name, found by :func:`normalize_label` (``"Sci_Tech"`` finds ``"sci-tech"``).
+    A label id (:func:`is_label_id`) is valid in ``range(len(names))``; anything else is a name,
+    found by :func:`normalize_label` (``"Sci_Tech"`` finds ``"sci-tech"``).
 
     Args:
         label: A label id or name.
         names: The label names, in id order.
         lookup: :func:`label_lookup` of ``names``, to reuse over many labels.
     """
-    if isinstance(label, numbers.Integral) and not isinstance(label, bool):
+    if is_label_id(label):
         return int(label) if 0 <= int(label) < len(names) else None
     return (label_lookup(names) if lookup is None else lookup).get(normalize_label(label))
+
+
+def label_maps(names: Sequence[Any]) -> tuple[dict[int, str], dict[str, int]]:
+    """``(id2label, label2id)`` of label names in id order, as a transformers model config holds them.
+
+    Example: ``["neg", "pos"]`` gives ``({0: "neg", 1: "pos"}, {"neg": 0, "pos": 1})``.
+    """
+    id2label = {i: str(n) for i, n in enumerate(names)}
+    return id2label, {n: i for i, n in id2label.items()}
 
 
 #: Generic abbreviations seen in label codes across domains (not per dataset): expanded when a

@@ -20,7 +20,7 @@ calibrated_holdout_loss, best_step, steps, total_steps, epochs_completed, stoppe
 batch_size_used, train_seconds, examples_per_second, history of held-out evaluations) and
 ``cache_key``.
 
-**Calibration.** Training's logits (``cosine * 20`` for description matching, the head's
+**Calibration.** Training's logits (``cosine * COSINE_SCALE`` for description matching, the head's
 logits) are ranked well but not calibrated: a tuned model says 0.50-0.55 for nearly every text.
 After training, one temperature ``T`` is fitted on the held-out slice of the source (the slice
 early stopping used; 1-D search minimising the negative log-likelihood of ``softmax(logits /
@@ -29,8 +29,9 @@ T)`` with a weak prior on ``log T``, ``T`` in [:data:`MIN_TEMPERATURE`,
 by ``T``: the argmax, and so the accuracy, is unchanged; the probabilities mean something. A
 folder without ``temperature`` predicts with ``T = 1``; a cached folder written before
 calibration gets its temperature the first time fine-tuning reuses it (same held-out slice,
-weights untouched); a model tuned without a held-out slice keeps ``T = 1``. The untuned encoder has no source and no held-out slice: it uses
-:data:`BASELINE_SCALE` (see there).
+weights untouched); a model tuned without a held-out slice keeps ``T = 1``. The untuned encoder
+has no source and no held-out slice: it uses :data:`hubselect.data.encoder.COSINE_SCALE` (see
+there).
 
 The folder format version stayed 1 when ``temperature`` was added (an optional key): folders
 already in the cache load unchanged and keep their cache keys.
@@ -47,7 +48,7 @@ from typing import Any
 import numpy as np
 
 from hubselect.core.errors import HubselectError
-from hubselect.data.encoder import CONFIG_FILE
+from hubselect.data.encoder import CONFIG_FILE, COSINE_SCALE
 
 #: Version of the tuned-model folder layout and training procedure (part of the cache key).
 FORMAT_VERSION = 1
@@ -58,16 +59,9 @@ DESCRIPTION = "description"
 HEAD = "head"
 FORMULATIONS = (DESCRIPTION, HEAD)
 
-#: Cosine similarities are multiplied by this before a softmax / cross-entropy in training
-#: (temperature 1/20, as in sentence-transformers' contrastive losses).
-DEFAULT_SCALE = 20.0
-#: Cosine multiplier of the *untuned* encoder (the baseline, which has no source and so no
-#: held-out slice to fit a temperature on). Temperatures fitted on the untuned bundled MiniLM
-#: with the default template on 200 labelled train texts each of FDU-MTL books, electronics,
-#: kitchen_housewares and dvd gave cosine multipliers of 21.2, 18.2, 14.3 and 26.3 (mean
-#: max-probability 0.64, 0.62, 0.61, 0.65 at 20 against accuracies 0.64, 0.61, 0.59, 0.68):
-#: the untuned encoder is already about calibrated at the training scale, which it keeps.
-BASELINE_SCALE = DEFAULT_SCALE
+#: The ``scale`` of a folder whose metadata has none: the training scale,
+#: :data:`hubselect.data.encoder.COSINE_SCALE` (see there).
+DEFAULT_SCALE = COSINE_SCALE
 #: Bounds of a fitted temperature (the logits are divided by it).
 MIN_TEMPERATURE = 0.05
 MAX_TEMPERATURE = 20.0
@@ -112,9 +106,10 @@ def temperature_of(meta: dict[str, Any]) -> float:
 
 def description_scale(meta: dict[str, Any]) -> float:
     """Cosine multiplier for description matching with a folder: its training scale over its
-    temperature; :data:`BASELINE_SCALE` for a folder without hubselect metadata (untuned)."""
+    temperature; :data:`hubselect.data.encoder.COSINE_SCALE` for a folder without hubselect
+    metadata (the untuned encoder, about calibrated at that scale)."""
     if meta.get("formulation") not in FORMULATIONS:
-        return BASELINE_SCALE
+        return COSINE_SCALE
     return float(meta.get("scale", DEFAULT_SCALE)) / temperature_of(meta)
 
 

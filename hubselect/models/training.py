@@ -60,6 +60,7 @@ from hubselect.core.errors import HubselectError
 from hubselect.core.progress import progress_bar
 from hubselect.data.encoder import (
     CONFIG_FILE,
+    COSINE_SCALE,
     DEFAULT_MODEL,
     WEIGHTS_FILE,
     ResolvedModel,
@@ -67,8 +68,8 @@ from hubselect.data.encoder import (
     pick_device,
     resolve_model,
 )
+from hubselect.data.labelnames import is_label_id, label_lookup, label_maps, label_position
 from hubselect.models.folder import (
-    DEFAULT_SCALE,
     DESCRIPTION,
     FORMAT_VERSION,
     FORMULATIONS,
@@ -84,7 +85,6 @@ from hubselect.models.zeroshot import (
     DescriptionClassifier,
     HeadClassifier,
     label_descriptions,
-    normalize_label,
     require_label_names,
 )
 
@@ -323,7 +323,7 @@ def _calibrated(tuned: TunedModel, job: _Job) -> TunedModel:
         else:
             classifier = DescriptionClassifier(tuned.path, job.names, job.descs,
                                                device=config.device,
-                                               max_length=config.max_length, scale=DEFAULT_SCALE)
+                                               max_length=config.max_length, scale=COSINE_SCALE)
         logits, gold = classifier.scores([job.texts[i] for i in hold]), job.y[hold]
         meta["temperature"] = fit_temperature(logits, gold)
         meta["metrics"] = {**meta.get("metrics", {}),
@@ -375,16 +375,14 @@ def _tune(dest: Path, job: _Job) -> TunedModel:
 # --------------------------------------------------------------------------------------------
 
 def _label_ids(labels: Sequence[str | int], names: list[str], source: str) -> np.ndarray:
-    by_key = {normalize_label(n): i for i, n in enumerate(names)}
+    """The id of each label (an id or a name in any spelling, :func:`~hubselect.data.labelnames.label_position`)."""
+    lookup = label_lookup(names)
     out = np.empty(len(labels), dtype=np.int64)
     for i, label in enumerate(labels):
-        if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
-            if not 0 <= int(label) < len(names):
-                raise HubselectError(f"source '{source}' has label id {label} outside the "
-                                     f"{len(names)} label names {names}: fix the label names")
-            out[i] = int(label)
-            continue
-        idx = by_key.get(normalize_label(label))
+        idx = label_position(label, names, lookup)
+        if idx is None and is_label_id(label):
+            raise HubselectError(f"source '{source}' has label id {label} outside the "
+                                 f"{len(names)} label names {names}: fix the label names")
         if idx is None:
             raise HubselectError(f"source '{source}' has label '{label}' that is not one of "
                                  f"its label names {names}: fix the label names")
@@ -504,7 +502,7 @@ class _Scorer:
             return self.model(**batch).logits.float()
         if label_emb is None:
             label_emb = self.label_embeddings()
-        return self.embed(batch) @ label_emb.T * DEFAULT_SCALE
+        return self.embed(batch) @ label_emb.T * COSINE_SCALE
 
 
 @dataclass
@@ -536,10 +534,9 @@ def _load(job: _Job, device: Any) -> _Loaded:
     path, names = job.resolved.path, job.names
     tokenizer = AutoTokenizer.from_pretrained(path)
     if job.formulation == HEAD:
+        id2label, label2id = label_maps(names)
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, use_safetensors=True, num_labels=len(names),
-            id2label={i: n for i, n in enumerate(names)},
-            label2id={n: i for i, n in enumerate(names)})
+            path, use_safetensors=True, num_labels=len(names), id2label=id2label, label2id=label2id)
     else:
         model = AutoModel.from_pretrained(path, use_safetensors=True)
     model.to(device)
@@ -750,7 +747,7 @@ def _metadata(job: _Job, split: tuple[np.ndarray, np.ndarray], device: Any,
         "label_names": list(job.names),
         "source_label_names": list(job.names),
         "descriptions": job.descs,
-        "scale": DEFAULT_SCALE,
+        "scale": COSINE_SCALE,
         "temperature": temperature,
         "device": str(device),
         "metrics": {

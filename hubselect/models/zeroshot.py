@@ -6,9 +6,10 @@ normalisation); the score of a label is ``cosine(text, description) * scale`` an
 is the argmax over the *target's* labels. Fine-tuning on a source trains the encoder so that
 texts move towards their source label's description; the target then only needs its own label
 descriptions. The untuned encoder with description matching is the zero-shot baseline.
-``scale`` is 20 in training; at prediction both formulations divide their logits by the
-temperature fitted on the source's held-out slice, so the softmax of :meth:`scores` is a
-calibrated probability (see :mod:`hubselect.models.folder`; :func:`predict_labels`).
+``scale`` is :data:`hubselect.data.encoder.COSINE_SCALE` in training; at prediction both
+formulations divide their logits by the temperature fitted on the source's held-out slice, so
+the softmax of :meth:`scores` is a calibrated probability (see :mod:`hubselect.models.folder`;
+:func:`predict_labels`).
 
 **Label-aligned head** applies when source and target share their label names after
 normalisation (lowercase, strip, ``_``/``-`` become spaces) or through an explicit mapping
@@ -46,7 +47,7 @@ import numpy as np
 
 from hubselect.core.errors import HubselectError
 from hubselect.data.encoder import CONFIG_FILE
-from hubselect.data.labelnames import humanize_labels, normalize_label
+from hubselect.data.labelnames import humanize_labels, label_lookup, label_maps, normalize_label
 from hubselect.models.folder import (
     DESCRIPTION,
     HEAD,
@@ -169,7 +170,7 @@ def align_labels(
         HubselectError: a mapping key that is not a target label or a value that is not a source
             label.
     """
-    src_index = {normalize_label(s): i for i, s in enumerate(source_labels)}
+    src_index = label_lookup(source_labels)
     tgt_keys = [normalize_label(t) for t in target_labels]
     explicit: dict[str, int] = {}
     for key, value in dict(mapping or {}).items():
@@ -278,8 +279,7 @@ def reorder_head(model: Any, order: Sequence[int], label_names: Sequence[str]) -
             new.bias.copy_(linear.bias.index_select(0, index))
     setattr(parent, attr, new)
     model.config.num_labels = len(order)
-    model.config.id2label = {i: str(n) for i, n in enumerate(label_names)}
-    model.config.label2id = {str(n): i for i, n in enumerate(label_names)}
+    model.config.id2label, model.config.label2id = label_maps(label_names)
     model.num_labels = len(order)
     return model
 
@@ -364,7 +364,7 @@ class DescriptionClassifier:
         max_length: Token limit per text.
         scale: Multiplier of the cosine similarities in :meth:`scores`; ``None`` (default) =
             the folder's calibrated one (training scale / fitted temperature), or
-            :data:`hubselect.models.folder.BASELINE_SCALE` for an untuned encoder (see
+            :data:`hubselect.data.encoder.COSINE_SCALE` for an untuned encoder (see
             :func:`hubselect.models.folder.description_scale`).
     """
 

@@ -3,7 +3,7 @@
 The target's labelled examples are never read: its label names are embedded with the scoring
 encoder, and its class balance is estimated as the untuned encoder's mean zero-shot distribution
 over the target's unlabelled texts (cosine to each label name, softmax at
-:data:`ZERO_SHOT_SCALE`). Each candidate contributes its label names and label counts. The
+:data:`hubselect.data.encoder.COSINE_SCALE`). Each candidate contributes its label names and label counts. The
 distances between these label spaces live one layer up, in :mod:`hubselect.scoring.divergence.labels`
 (``label_space_distances(*label_spaces(...))``).
 """
@@ -15,10 +15,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from hubselect.data.encoder import COSINE_SCALE
+
 logger = logging.getLogger(__name__)
 
-#: Cosine-to-logit scale of the zero-shot class-balance estimate (as in :mod:`hubselect.models.zeroshot`).
-ZERO_SHOT_SCALE = 20.0
 #: A label space: label-name embeddings ``(labels, d)`` and class weights ``(labels,)`` in the same order.
 LabelSpace = tuple[np.ndarray, np.ndarray]
 
@@ -32,7 +32,7 @@ def label_name_embeddings(names: Sequence[str], encoder: Any) -> np.ndarray:
 
 
 def zero_shot_distribution(text_embeddings: np.ndarray, label_embeddings: np.ndarray,
-                           scale: float = ZERO_SHOT_SCALE) -> np.ndarray:
+                           scale: float = COSINE_SCALE) -> np.ndarray:
     """Mean softmax over labels of ``scale * cos(text, label)``: the predicted class balance."""
     from scipy.special import softmax
 
