@@ -16,7 +16,7 @@ from hubselect.data.demo import ensure_demo_catalog
 
 
 def labelled_copy(dst: Path, *, labels: str) -> Path:
-    """The demo kitchen task without its unlabeled split; labels kept, shuffled or dropped."""
+    """The demo kitchen task without its unlabeled split; labels kept, shuffled, skewed or dropped."""
     src = ensure_demo_catalog() / "kitchen"
     dst.mkdir(parents=True)
     rng = random.Random(7)
@@ -24,9 +24,11 @@ def labelled_copy(dst: Path, *, labels: str) -> Path:
         rows = [json.loads(line) for line in (src / f"{split}.jsonl").read_text().splitlines()]
         values = [r["label"] for r in rows]
         rng.shuffle(values)
-        for row, value in zip(rows, values):
+        for i, (row, value) in enumerate(zip(rows, values)):
             if labels == "shuffled":
                 row["label"] = value
+            elif labels == "skewed":  # same names, 90% one class
+                row["label"] = "negative" if i % 10 == 0 else "positive"
             elif labels == "dropped":
                 del row["label"]
         (dst / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -61,6 +63,23 @@ def test_target_labels_are_never_read_while_scoring(tracking):
         run = max(runs_of("score"), key=lambda r: r.info.start_time)
         scores[labels] = (artifacts(run) / "scores.csv").read_text()
     assert scores["kept"] == scores["shuffled"] == scores["dropped"]
+
+
+def test_select_with_the_default_policy_reads_label_names_but_no_labelled_example(tracking):
+    """The combined policy weighs label-name signals; the target's labelled examples (which rows
+    carry which label, and how many) change nothing, and names passed by hand are the same names."""
+    rankings = {}
+    for labels in ("kept", "shuffled", "skewed", "dropped"):
+        target = labelled_copy(tracking / labels / "kitchen", labels=labels)
+        names = ["--label-names", "negative,positive", "--eval-size", "0"] if labels == "dropped" else []
+        assert main(["select", "--target", str(target), "--candidates", "demo", "--k", "2", *names, *FAST]) == 0
+        run = max(runs_of("select"), key=lambda r: r.info.start_time)
+        assert run.data.params["policy"] == "combined"
+        rankings[labels] = json.loads((artifacts(run) / "selection.json").read_text())
+    kept = rankings["kept"]
+    assert {"label_distance", "balance_distance", "label_match"} <= set(kept["ranking"][0])
+    assert kept["ranking"][0]["label_match"].startswith("negative/positive")
+    assert rankings["shuffled"] == kept and rankings["skewed"] == kept and rankings["dropped"] == kept
 
 
 def test_main_reuses_finished_steps_and_rerun_hits_the_caches(tracking):
