@@ -7,8 +7,10 @@ by the content that determines it (dataset revision, sample settings, model, ...
   also records the entry's size and sha256 beside it (``<entry>.sha256``), and
   :func:`read_entry` checks them and the parse: a corrupt entry is deleted with a warning naming
   it, and the caller recomputes it.
-* :func:`key_lock` is an inter-process lock (``fcntl.flock`` on ``<path>.lock``): two processes
+* :func:`key_lock` is an inter-process lock (:mod:`filelock` on ``<path>.lock``): two processes
   that want the same entry take turns, so one computes it and the other reads it.
+* :func:`cache_entries` lists the entries by kind (``embeddings``, ``models``...) and
+  :func:`prune_cache` removes whole ones, oldest first (``hubselect cache info|prune``).
 * Temporary names carry the writing process (``tmp-<pid>-<start>``) and scratch folders live in
   ``$TMPDIR/hubselect-scratch/<pid>-<start>/``, removed when the process exits; what a killed
   process left behind is swept by the next one (:func:`sweep_stale`).
@@ -30,6 +32,8 @@ import os
 import re
 import shutil
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -45,10 +49,14 @@ _SCRATCH: dict[str, Path] = {}  # this process's scratch folder, made on first u
 
 
 def cache_dir() -> Path:
-    """Return the cache root: ``$HUBSELECT_CACHE_DIR`` or ``~/.cache/hubselect``."""
-    root = os.environ.get(ENV_CACHE_DIR) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hubselect"
-    )
+    """Return the cache root: ``$HUBSELECT_CACHE_DIR``, else the platform's user cache folder
+    (:func:`platformdirs.user_cache_dir`): ``$XDG_CACHE_HOME/hubselect`` or ``~/.cache/hubselect`` on
+    Linux, ``~/Library/Caches/hubselect`` on macOS, ``%LOCALAPPDATA%\\hubselect\\Cache`` on Windows."""
+    root = os.environ.get(ENV_CACHE_DIR)
+    if not root:
+        import platformdirs
+
+        root = platformdirs.user_cache_dir("hubselect", appauthor=False)
     return Path(root)
 
 
@@ -293,33 +301,167 @@ def discard(path: str | os.PathLike, reason: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def key_lock(path: str | os.PathLike) -> Iterator[None]:
-    """Hold an exclusive inter-process lock for ``path`` (``fcntl.flock`` on ``<path>.lock``).
+def key_lock(path: str | os.PathLike, *, wait: bool = True) -> Iterator[bool]:
+    """Hold an exclusive inter-process lock for ``path`` (:class:`filelock.FileLock` on ``<path>.lock``).
 
     Processes (and threads) that want the same cache entry take turns: the first computes it,
-    the others wait and then find it. The lock is released when the block ends or the process
-    dies; the empty lock file is left in place (deleting it would race with a waiting process).
-    Where ``fcntl`` does not exist (Windows) the block runs unlocked.
+    the others wait and then find it. The lock is an ``flock`` (Windows: ``LockFileEx``) that the
+    system releases when the block ends or the process dies, so a killed holder leaves no stale
+    lock; the empty lock file is left in place (deleting it would race with a waiting process).
+
+    Args:
+        path: The cache entry the lock is for.
+        wait: Wait for another holder; with ``False`` the block runs at once and gets ``False``
+            when another process or thread holds the lock (it must then leave the entry alone).
+
+    Yields:
+        Whether the lock is held.
     """
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
+    import filelock
+
     lock = Path(f"{os.fspath(path)}.lock")
     with storage_errors(lock):
         lock.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(lock, "a+b")
-    with handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        held = filelock.FileLock(lock)
+        with contextlib.suppress(filelock.Timeout):
+            held.acquire(blocking=False)
+        if wait and not held.is_locked:
             logger.info("waiting for another process working on %s", path)
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            held.acquire()
+    if not held.is_locked:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        held.release()
+
+
+# --------------------------------------------------------------------------------------------
+# What the cache holds, and pruning it
+# --------------------------------------------------------------------------------------------
+
+_LOCK_SUFFIX = ".lock"
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One whole cache entry: the files of one key in one kind's folder (``<cache>/<kind>/<key>...``).
+
+    A key's files are its data (a file, or a folder for a tuned model), their checksums and its
+    lock file; a sample's Parquet and its JSON meta share a key and are one entry.
+    """
+
+    kind: str
+    key: str
+    paths: tuple[Path, ...]
+    size: int
+    written: float  # the newest modification time of its files (seconds since the epoch)
+
+    @property
+    def lock(self) -> Path | None:
+        """The lock file of the entry's :func:`key_lock`, if one was ever taken."""
+        return next((p for p in self.paths if p.name.endswith(_LOCK_SUFFIX)), None)
+
+
+def _tree_stats(path: Path) -> tuple[int, float]:
+    """Bytes and newest modification time of a file, or of a folder and everything in it."""
+    try:
+        stat = path.stat(follow_symlinks=False)
+    except OSError:
+        return 0, 0.0
+    size, newest = (0 if path.is_dir() else stat.st_size), stat.st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for inner in path.rglob("*"):
+            with contextlib.suppress(OSError):
+                inner_stat = inner.stat(follow_symlinks=False)
+                size += 0 if inner.is_dir() else inner_stat.st_size
+                newest = max(newest, inner_stat.st_mtime)
+    return size, newest
+
+
+def cache_entries(root: str | os.PathLike | None = None) -> list[CacheEntry]:
+    """The whole entries under ``root`` (:func:`cache_dir`), oldest first.
+
+    Each sub-folder of the cache is a kind (``embeddings``, ``models``, ``samples``...). Files at
+    the top (the Hub pins) are no entries, nor are temporaries (hidden names: writes in progress,
+    or left by a killed process) and keys that have only a lock file.
+    """
+    root = Path(root) if root is not None else cache_dir()
+    entries = []
+    kinds = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    for folder in kinds:
+        keys: dict[str, list[Path]] = {}
+        for item in sorted(folder.iterdir()):
+            if not item.name.startswith("."):
+                keys.setdefault(item.name.split(".", 1)[0], []).append(item)
+        for key, paths in keys.items():
+            if all(p.name.endswith(_LOCK_SUFFIX) for p in paths):
+                continue
+            stats = [_tree_stats(p) for p in paths if not p.name.endswith(_LOCK_SUFFIX)]
+            entries.append(CacheEntry(folder.name, key, tuple(paths), sum(s for s, _ in stats),
+                                      max(t for _, t in stats)))
+    return sorted(entries, key=lambda e: (e.written, e.kind, e.key))
+
+
+def remove_entry(entry: CacheEntry) -> bool:
+    """Remove a whole entry (its lock file stays); ``False``, removing nothing, while its lock is held.
+
+    Data goes before its checksum, and a folder is first renamed to a temporary name, so an
+    interrupted removal leaves nothing that reads as an entry.
+    """
+    lock = entry.lock
+    with key_lock(str(lock)[: -len(_LOCK_SUFFIX)], wait=False) if lock else contextlib.nullcontext(True) as held:
+        if not held:
+            return False
+        for path in sorted(entry.paths, key=lambda p: p.name.endswith(CHECKSUM_SUFFIX)):
+            if path == lock:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                doomed = path.with_name(f".{path.name}.{process_tag()}-prune")
+                with storage_errors(path):
+                    os.replace(path, doomed)
+                shutil.rmtree(doomed, ignore_errors=True)
+            else:
+                with storage_errors(path), contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+    return True
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What :func:`prune_cache` removed, and what it kept because a process held its lock."""
+
+    removed: tuple[CacheEntry, ...]
+    in_use: tuple[CacheEntry, ...]
+    left: tuple[CacheEntry, ...]
+    temporaries: int  # left by killed processes, swept first
+
+
+def prune_cache(*, older_than: float | None = None, max_bytes: int | None = None,
+                now: float | None = None) -> Pruned:
+    """Remove whole entries written more than ``older_than`` seconds ago, then the oldest ones until
+    the cache holds at most ``max_bytes``; an entry whose lock another process holds is kept.
+
+    What killed processes left (their temporaries) is swept first; writes in progress are never
+    touched. The next job recomputes (or downloads) what it needs again.
+    """
+    swept = sweep_cache()
+    now = time.time() if now is None else now
+    entries = cache_entries()
+    total = sum(e.size for e in entries)
+    removed, in_use = [], []
+    for entry in entries:  # oldest first
+        too_old = older_than is not None and now - entry.written > older_than
+        if not too_old and (max_bytes is None or total <= max_bytes):
+            continue
+        if remove_entry(entry):
+            removed.append(entry)
+            total -= entry.size
+        else:
+            in_use.append(entry)
+    gone = {id(e) for e in removed}
+    return Pruned(tuple(removed), tuple(in_use), tuple(e for e in entries if id(e) not in gone), swept)
 
 
 # --------------------------------------------------------------------------------------------
