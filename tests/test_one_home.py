@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 
 def test_label_position_takes_ids_and_names_in_any_spelling():
@@ -22,3 +23,33 @@ def test_label_maps_are_a_configs_id2label_and_label2id():
     assert label_maps(["neg", "pos"]) == ({0: "neg", 1: "pos"}, {"neg": 0, "pos": 1})
     assert label_maps([]) == ({}, {})
     assert [is_label_id(x) for x in [0, np.int64(3), True, "1", 1.0]] == [True, True, False, False, False]
+
+
+def test_sample_reader_reads_only_the_asked_columns(tmp_path):
+    import pandas as pd
+
+    from hubselect.data.entries import read_frame, read_texts
+
+    path = tmp_path / "sample.parquet"
+    pd.DataFrame({"text": ["great", "awful"], "label": [1, 0], "extra": [0.5, 0.1]}).to_parquet(path)
+    assert read_texts(path) == ["great", "awful"]
+    frame = read_frame(path, ["text", "label"])
+    assert list(frame.columns) == ["text", "label"] and frame["label"].tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("case", ["missing", "not parquet", "no label column"])
+def test_an_unreadable_sample_is_one_line_naming_it_and_the_fix(tmp_path, case):
+    import pandas as pd
+
+    from hubselect.core.errors import HubselectError
+    from hubselect.data.entries import read_frame
+
+    path = tmp_path / "sample.parquet"
+    if case == "not parquet":
+        path.write_text("text,label\ngreat,1\n", encoding="utf-8")
+    elif case == "no label column":
+        pd.DataFrame({"text": ["great"]}).to_parquet(path)
+    with pytest.raises(HubselectError) as err:
+        read_frame(path, ["text", "label"])
+    message = str(err.value)
+    assert "\n" not in message and f"'{path}'" in message and "run the fetch step again" in message

@@ -90,9 +90,10 @@ def _fetched(folder: Path):
 
 
 def test_score_computes_each_measure_as_the_measure_itself_does(tmp_path, tiny_settings):
+    from hubselect.data.entries import read_texts
     from hubselect.scoring.divergence import get_measure
     from hubselect.scoring.represent.store import Encoder
-    from hubselect.scoring.scores import ScoreConfig, read_texts, score
+    from hubselect.scoring.scores import ScoreConfig, score
 
     catalog = _fetched(tmp_path)
     cfg = ScoreConfig(measures="kl,js,mmd,centroid_cosine,renyi:alpha=0.5", embedding=tiny_settings, device="cpu")

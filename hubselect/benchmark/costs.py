@@ -91,14 +91,12 @@ def two_stage_seconds(score: float, tune: Sequence[float], evaluate: Sequence[fl
 
 def seconds_per_text(cfg: Any, matrix: dict, out_dir: Path) -> float | None:
     """Encoder seconds per text, timed now only when the benchmark computed no embedding."""
-    import pandas as pd
-
     recs = [r for r in matrix["targets"] if r["scored"]]
     if any(r["embed_sets"] > r["score_cached"].get("embeddings", 0) for r in recs):
         return None
     from hubselect.benchmark.matrix import target_catalog_dir
-    from hubselect.data.entries import Catalog
+    from hubselect.data.entries import Catalog, read_texts
 
     catalog = Catalog.load(target_catalog_dir(out_dir, recs[0]["target"]))
-    texts = pd.read_parquet(catalog.path(catalog.target.score))["text"].tolist()
+    texts = read_texts(catalog.path(catalog.target.score))
     return embedding_seconds_per_text(cfg.score, texts[:64])

@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 from hubselect.core.cache import atomic_write_json
 from hubselect.core.errors import HubselectError
-from hubselect.data.entries import CATALOG_FILE, Catalog, TaskEntry
+from hubselect.data.entries import CATALOG_FILE, Catalog, TaskEntry, read_frame
 
 logger = logging.getLogger(__name__)
 
@@ -221,11 +221,9 @@ def tune_source(cfg: BenchmarkConfig, entry: TaskEntry, sample: Path, seed: int,
     """Tune one source with one seed and formulation (cached by the model cache); its record."""
     from dataclasses import replace
 
-    import pandas as pd
-
     from hubselect.models.training import finetune
 
-    frame = pd.read_parquet(sample, columns=["text", "label"])
+    frame = read_frame(sample, ["text", "label"])
     ft = replace(cfg.transfer.finetune, seed=seed)
     tuned = finetune(entry.name, entry.revision, frame["text"].tolist(), frame["label"].tolist(),
                      _source_labels(entry, frame), ft, formulation=formulation,
@@ -248,10 +246,8 @@ def _eval_paths(out_dir: Path, target: str, model: dict | None) -> tuple[Path, P
 
 
 def target_eval_data(out_dir: Path, rec: dict) -> tuple[list[str], list[str]]:
-    import pandas as pd
-
     catalog = Catalog.load(target_catalog_dir(out_dir, rec["target"]))
-    frame = pd.read_parquet(catalog.path(catalog.target.eval), columns=["text", "label"])
+    frame = read_frame(catalog.path(catalog.target.eval), ["text", "label"])
     return frame["text"].astype(str).tolist(), frame["label"].tolist()
 
 
@@ -316,7 +312,6 @@ def source_holdout(cfg: BenchmarkConfig, model: dict, entry: TaskEntry, sample: 
     from dataclasses import replace
 
     import numpy as np
-    import pandas as pd
 
     from hubselect.models.labelfree import holdout_confidence
     from hubselect.models.training import holdout_indices
@@ -325,7 +320,7 @@ def source_holdout(cfg: BenchmarkConfig, model: dict, entry: TaskEntry, sample: 
     path = out_dir / "holdout" / f"{model_stem(model)}.json"
     if path.exists():
         return json.loads(path.read_text(encoding="utf-8"))
-    frame = pd.read_parquet(sample, columns=["text", "label"])
+    frame = read_frame(sample, ["text", "label"])
     idx = holdout_indices(len(frame), replace(cfg.transfer.finetune, seed=model["seed"]))
     clf = load_classifier(model["path"], _source_labels(entry, frame), descriptions=cfg.transfer.descriptions,
                           max_length=cfg.transfer.finetune.max_length)
@@ -356,9 +351,7 @@ def _finished_model(out_dir: Path, triple: tuple[str, int, str], serves: list[di
 
 def _labels_of_sources(sources: dict[str, tuple[TaskEntry, Path]]) -> dict[str, list[str]]:
     """Each source's label names (read once from its sample when the catalog has none)."""
-    import pandas as pd
-
-    return {name: _source_labels(entry, pd.read_parquet(sample, columns=["label"]))
+    return {name: _source_labels(entry, read_frame(sample, ["label"]))
             for name, (entry, sample) in sources.items()}
 
 
@@ -406,7 +399,7 @@ def source_features_frame(out_dir: Path) -> Any:
         catalog = Catalog.load(folder)
         for cand in catalog.accepted():
             if cand.name not in rows:
-                frame = pd.read_parquet(catalog.path(cand))
+                frame = read_frame(catalog.path(cand), ["text", "label"])
                 rows[cand.name] = source_features(frame["text"].tolist(), frame["label"].tolist(),
                                                   cand.sample.rows_total)
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("source")

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from hubselect.data.entries import Catalog
+from hubselect.data.entries import Catalog, read_texts
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def label_features(matrix: dict, out_dir: Path) -> Any:
     parts = []
     for rec in (r for r in matrix["targets"] if r["scored"]):
         catalog = Catalog.load(target_catalog_dir(out_dir, rec["target"]))
-        texts = pd.read_parquet(catalog.path(catalog.target.score), columns=["text"])["text"].tolist()
+        texts = read_texts(catalog.path(catalog.target.score))
         emb, _ = cached_embeddings(texts, catalog.target.revision, encoder)
         ok = {c.name: c.sample for c in catalog.accepted()}
         counts = {c.name: c.label_counts_by_name() for c in catalog.accepted()}  # as hubselect select reads them

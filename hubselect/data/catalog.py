@@ -34,7 +34,7 @@ from hubselect.core.cache import atomic_path, cache_dir, content_key, read_entry
 from hubselect.core.errors import HubselectError, TaskRejected
 from hubselect.data import demo, identity, local
 from hubselect.data.columns import ColumnMapping, Hints, parse_column_specs
-from hubselect.data.entries import Catalog, SampleInfo, TargetEntry, TaskEntry
+from hubselect.data.entries import Catalog, SampleInfo, TargetEntry, TaskEntry, read_texts
 from hubselect.data.refs import TaskRef, parse_ref
 from hubselect.data.tasks import (
     EVAL_SPLITS,
@@ -235,7 +235,7 @@ def _candidate_entry(ref: TaskRef, cfg: FetchConfig, folder: Path, file: str,
         mapping = parse_column_specs(cfg.columns).get(ref.name, ColumnMapping())
         _, meta = _cached_sample(task, split, mapping, n=cfg.sample_size, seed=cfg.seed, with_labels=True,
                                  out=out, hints=Hints.candidate(ref.name))
-        texts = _read_texts(out)
+        texts = read_texts(out)
         share = target.overlap(texts)
         entry["target_overlap"] = round(share, 4)
         if share >= identity.OVERLAP_THRESHOLD:
@@ -250,18 +250,12 @@ def _candidate_entry(ref: TaskRef, cfg: FetchConfig, folder: Path, file: str,
     return TaskEntry.from_json(entry)
 
 
-def _read_texts(path: Path) -> list[str]:
-    import pandas as pd
-
-    return pd.read_parquet(path, columns=["text"])["text"].tolist()
-
-
 def _target_identity(ref: TaskRef, task: TaskHandle, cfg: FetchConfig, samples: list[Path]) -> identity.TargetIdentity:
     """The target's identity: location, files, and its texts (every split of local data; only the
     sampled texts of a Hub dataset, which is never read whole)."""
     ident = identity.TargetIdentity(ref)
     for sample in samples:
-        ident.add_texts(_read_texts(sample))
+        ident.add_texts(read_texts(sample))
     for split in task.splits if task.path is not None else []:
         try:
             ident.add_texts(split_texts(task, split, cfg.mapping))

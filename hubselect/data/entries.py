@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from hubselect.core.errors import HubselectError
 
@@ -37,6 +37,28 @@ def _list(values: tuple | None) -> list | None:
 
 def _extra(data: Mapping[str, Any], known: tuple[str, ...]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k not in known}
+
+
+def read_frame(path: str | os.PathLike, columns: Sequence[str]) -> Any:
+    """The ``columns`` of a sample Parquet file written by the fetch step, as a DataFrame (no other
+    column is read).
+
+    Raises:
+        HubselectError: the file is missing, is not Parquet, or lacks one of ``columns``.
+    """
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path, columns=list(columns))
+    except (OSError, ValueError) as exc:  # pyarrow's errors are ValueError (ArrowInvalid) or OSError
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise HubselectError(f"sample '{path}' cannot be read as Parquet with columns {', '.join(columns)} "
+                             f"({type(exc).__name__}: {reason}): run the fetch step again into a fresh folder") from None
+
+
+def read_texts(path: str | os.PathLike) -> list[str]:
+    """The ``text`` column of a sample Parquet file, as strings (see :func:`read_frame`)."""
+    return read_frame(path, ["text"])["text"].astype(str).tolist()
 
 
 def _inside(file: str) -> str:

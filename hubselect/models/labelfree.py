@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from hubselect.data.entries import Catalog
+from hubselect.data.entries import Catalog, read_frame, read_texts
 
 logger = logging.getLogger(__name__)
 
@@ -64,21 +64,20 @@ def choose_label_free(tuned: list[dict], catalog: Catalog, cfg: Any, estimator: 
     Reads the target's unlabelled scoring sample and each source's sample (for its held-out
     slice); never the target's labels.
     """
-    import pandas as pd
     from scipy.special import softmax
 
     from hubselect.models.training import holdout_indices
     from hubselect.models.zeroshot import load_classifier
 
     target = catalog.target
-    texts = pd.read_parquet(catalog.path(target.score), columns=["text"])["text"].astype(str).tolist()
+    texts = read_texts(catalog.path(target.score))
     probs, thresholds = [], []
     for rec in tuned:
         clf = load_classifier(rec["path"], target.label_names, descriptions=cfg.descriptions, mapping=cfg.mapping,
                               max_length=cfg.finetune.max_length)
         probs.append(softmax(np.asarray(clf.scores(texts), dtype=float), axis=1))
         entry = catalog.candidate(rec["source"])
-        frame = pd.read_parquet(catalog.path(entry), columns=["text", "label"])
+        frame = read_frame(catalog.path(entry), ["text", "label"])
         idx = holdout_indices(len(frame), cfg.finetune)
         source = load_classifier(rec["path"], entry.label_names or sorted(frame["label"].astype(str).unique()),
                                  descriptions=cfg.descriptions, max_length=cfg.finetune.max_length)

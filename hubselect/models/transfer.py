@@ -13,12 +13,11 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from hubselect.core.cache import cache_dir, content_key, read_entry, write_entry
 from hubselect.core.errors import HubselectError
-from hubselect.data.entries import Catalog, TaskEntry
+from hubselect.data.entries import Catalog, TaskEntry, read_frame
 from hubselect.models.champion import CHAMPION_POLICIES
 
 logger = logging.getLogger(__name__)
@@ -98,12 +97,6 @@ def parse_label_map(text: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs.items())
 
 
-def _read(path: Path, columns: list[str]) -> Any:
-    import pandas as pd
-
-    return pd.read_parquet(path, columns=columns)
-
-
 def target_label_names(catalog: Catalog) -> list[str]:
     """The target's label names, or a one-line error asking for them."""
     from hubselect.models.zeroshot import require_label_names
@@ -131,7 +124,7 @@ def tune_selected(catalog: Catalog, selected: list[str], cfg: TransferConfig, *,
 def _tune_job(catalog: Catalog, entry: TaskEntry, target_names: list[str], cfg: TransferConfig) -> dict:
     from hubselect.models.zeroshot import choose_formulation
 
-    frame = _read(catalog.path(entry), ["text", "label"])
+    frame = read_frame(catalog.path(entry), ["text", "label"])
     source_labels = list(entry.label_names or sorted(frame["label"].unique()))
     formulation = choose_formulation(source_labels, target_names, cfg.finetune.formulation, cfg.mapping)
     return {"source": entry.name, "source_revision": entry.revision, "formulation": formulation,
@@ -195,7 +188,7 @@ def evaluate_pairs(catalog: Catalog, tuned: list[dict], cfg: TransferConfig, *,
     executor = executor or current()
     target = catalog.target
     names = target_label_names(catalog)
-    frame = _read(catalog.path(target.eval), ["text", "label"])
+    frame = read_frame(catalog.path(target.eval), ["text", "label"])
     texts, labels = frame["text"].tolist(), frame["label"].tolist()
     digest = (target.revision, texts_digest(texts), tuple(names), cfg.descriptions, cfg.finetune.max_length,
               *cfg.metrics)

@@ -19,7 +19,7 @@ import numpy as np
 
 from hubselect.core.errors import HubselectError
 from hubselect.core.executor import current
-from hubselect.data.entries import Catalog
+from hubselect.data.entries import Catalog, read_texts
 from hubselect.scoring.divergence.registry import DEFAULT_MEASURES
 from hubselect.scoring.represent.store import EmbeddingSettings, Encoder, cached_embeddings, cached_term_counts
 from hubselect.scoring.represent.terms import SparseCounts
@@ -61,13 +61,6 @@ class ScoreResult:
     timings: dict[str, float]
     cached: dict[str, int]
     measures: list[str]
-
-
-def read_texts(path: Path) -> list[str]:
-    """The ``text`` column of a sample Parquet file (no other column is read)."""
-    import pandas as pd
-
-    return pd.read_parquet(path, columns=["text"])["text"].tolist()
 
 
 def check_sizes(target: str, target_texts: list[str], candidate_sizes: dict[str, int], specs: Any) -> None:

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from hubselect.core.errors import HubselectError
-from hubselect.data.entries import Catalog
+from hubselect.data.entries import Catalog, read_frame
 
 FORMAT = "hubselect-learned-policy"
 VERSION = 1
@@ -77,7 +77,7 @@ def source_features_from_catalog(catalog: Catalog) -> Any:
 
     rows = {}
     for cand in catalog.accepted():
-        frame = pd.read_parquet(catalog.path(cand), columns=["text", "label"])
+        frame = read_frame(catalog.path(cand), ["text", "label"])
         rows[cand.name] = source_features(frame["text"].tolist(), frame["label"].tolist(), cand.sample.rows_total)
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("source")
 
