@@ -190,6 +190,15 @@ def benchmark_options() -> list[Option]:
     ]
 
 
+def cache_prune_options() -> list[Option]:
+    return [
+        Option("--older-than", "", "remove the entries written longer ago than this: days (30) or a number with a unit "
+               "s, m, h, d or w (12h, 2w)"),
+        Option("--max-size", "", "then remove the oldest entries until the cache holds at most this much "
+               "(500MB, 5GB, 1.5TiB)"),
+    ]
+
+
 @dataclass(frozen=True)
 class Command:
     """One subcommand: what it does, its option groups, worked examples, and the defaults it
@@ -261,6 +270,35 @@ def _subparser(sub: Any, name: str, command: Command) -> argparse.ArgumentParser
     return p
 
 
+#: ``hubselect cache``: not a step of the job, so not in MLproject.
+CACHE_HELP = "show what the hubselect cache holds, or prune it"
+CACHE_ACTIONS = {
+    "info": ("where the cache is, its size, and its entries per kind with the oldest and newest",
+             (), ("hubselect cache info", "hubselect cache info --json")),
+    "prune": ("remove whole entries, oldest first (never one being written or locked by a running job)",
+              (cache_prune_options,), ("hubselect cache prune --older-than 30d",
+                                       "hubselect cache prune --max-size 5GB", "hubselect cache prune --older-than "
+                                       "2w --max-size 500MB")),
+}
+
+
+def _cache_subparser(sub: Any) -> argparse.ArgumentParser:
+    """``hubselect cache info|prune`` (the location: ``$HUBSELECT_CACHE_DIR`` or the user cache folder)."""
+    p = sub.add_parser("cache", help=CACHE_HELP, description=f"{CACHE_HELP}; it lives in $HUBSELECT_CACHE_DIR, "
+                       "else the user cache folder (~/.cache/hubselect on Linux)")
+    actions = p.add_subparsers(dest="cache_action", required=True, metavar="{info,prune}")
+    for name, (text, groups, examples) in CACHE_ACTIONS.items():
+        action = actions.add_parser(name, help=text, description=text, formatter_class=_HelpFormatter,
+                                    epilog="examples:\n" + "\n".join(f"  {line}" for line in examples))
+        for options in groups:
+            group = action.add_argument_group("limits (one or both)")
+            for option in options():
+                option.add_to(group)
+        action.add_argument("--json", action="store_true", help="print the answer as one JSON object on stdout")
+        action.set_defaults(quiet=False, experiment=None)
+    return p
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Defaults shown after each option (except empty ones); the examples epilog kept as written."""
 
@@ -277,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, command in COMMANDS.items():
         _subparser(sub, name, command)
+    _cache_subparser(sub)
     return parser
 
 
@@ -352,6 +391,38 @@ def benchmark_config(a: argparse.Namespace):
                            seed=a.seed, seeds=a.seeds, only=only, shard=presets.parse_shard(a.shard))
 
 
+_SIZE_UNITS = {"": 1, "b": 1, "k": 10**3, "kb": 10**3, "m": 10**6, "mb": 10**6, "g": 10**9, "gb": 10**9,
+               "t": 10**12, "tb": 10**12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+_AGE_UNITS = {"": 86400, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def _amount(flag: str, text: str, units: Mapping[str, int], fix: str) -> float:
+    """``text`` as a number times its unit (one of ``units``, case-insensitive)."""
+    import math
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*", text.lower())
+    if match is None or match[2] not in units or not math.isfinite(float(match[1])):
+        raise HubselectError(f"{flag} {text!r} is not {fix}")
+    return float(match[1]) * units[match[2]]
+
+
+def cache_prune_limits(a: argparse.Namespace) -> tuple[float | None, int | None]:
+    """The seconds of ``--older-than`` and the bytes of ``--max-size`` (``None`` where not given).
+
+    Raises:
+        HubselectError: a value that is not a duration or a size, or neither option given.
+    """
+    older = _amount("--older-than", a.older_than, _AGE_UNITS, "a duration: give days (30) or a number with a "
+                    "unit s, m, h, d or w (12h, 2w)") if a.older_than.strip() else None
+    size = _amount("--max-size", a.max_size, _SIZE_UNITS, "a size: give bytes or a number with a unit KB, MB, GB, "
+                   "TB or KiB, MiB, GiB, TiB (500MB, 5GB)") if a.max_size.strip() else None
+    if older is None and size is None:
+        raise HubselectError("hubselect cache prune needs a limit: give --older-than (e.g. 30d) and/or --max-size "
+                             "(e.g. 5GB)")
+    return older, None if size is None else int(size)
+
+
 def configs_for(command: str, a: argparse.Namespace) -> list[Any]:
     """The configs a pipeline command runs with, in step order (validated before any run starts)."""
     builders = [fetch_config, score_config, select_config, transfer_config]
@@ -394,6 +465,8 @@ def render_mlproject() -> str:
              "(pip install -e .);", "# without it MLflow builds one from conda.yaml (same pins as pyproject.toml).",
              "conda_env: conda.yaml", "", "entry_points:"]
     for name, sub in subparsers.items():
+        if name not in COMMANDS:  # `hubselect cache` is no step of the job
+            continue
         params = _project_params(name, sub)
         lines += [f"  {name}:", "    parameters:"]
         lines += [f"      {p}: {{type: {kind}, default: {default}}}" for p, kind, default, _ in params]
