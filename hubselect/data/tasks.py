@@ -156,12 +156,8 @@ def read_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: int,
         TaskRejected: no text/label column, unusable or unnamed integer labels, or no non-empty text.
     """
     where = f"task '{task.ref}' split '{split}'"
-    data = task.open_split(split)
-    features = data.features
-    if features is None:  # some streamed formats: infer from the first row
-        data = data._resolve_features()
-        features = data.features
-    columns = resolve_columns(features, mapping, where=where, need_label=with_labels, hints=hints)
+    data = _with_features(task.open_split(split), where)
+    columns = resolve_columns(data.features, mapping, where=where, need_label=with_labels, hints=hints)
     if with_labels and columns.label_names is None and columns.names_column is None:
         card = task.card_label_names(columns.label)
         if card:
@@ -201,6 +197,23 @@ def read_sample(task: TaskHandle, split: str, mapping: ColumnMapping, *, n: int,
         idx = rng.permutation(len(texts))[:n]
     return Sample([texts[i] for i in idx], [labels[i] for i in idx] if with_labels else None,
                   names, columns, seen, total)
+
+
+def _with_features(data, where: str):
+    """``data`` with known column types: a streamed split whose files carry no schema (CSV) gets the
+    types of its first rows, read as Arrow, which is what ``datasets`` infers when it needs them.
+
+    Raises:
+        TaskRejected: such a split has no rows.
+    """
+    if data.features is not None:
+        return data
+    from datasets import Features
+
+    head = next(iter(data.with_format("arrow").iter(batch_size=5)), None)  # a pyarrow Table
+    if head is None:
+        raise TaskRejected(f"{where} has no rows: choose another split or dataset")
+    return data.cast(Features.from_arrow_schema(head.schema))
 
 
 def _read_rows(rows: Iterable[dict], columns: Columns, join: str,
