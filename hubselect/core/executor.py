@@ -28,7 +28,7 @@ import contextlib
 import logging
 import math
 import os
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator
 
 from hubselect.core.errors import HubselectError
 
@@ -268,28 +268,6 @@ def use(executor: LocalExecutor | RayExecutor) -> Iterator[LocalExecutor | RayEx
         executor.shutdown()
 
 
-def chunks(items: Sequence[Any], n: int) -> list[list[Any]]:
-    """Split ``items`` into at most ``n`` contiguous, nearly equal chunks (order kept)."""
-    n = max(1, min(n, len(items)))
-    size, extra = divmod(len(items), n)
-    out, start = [], 0
-    for i in range(n):
-        end = start + size + (i < extra)
-        out.append(list(items[start:end]))
-        start = end
-    return [c for c in out if c]
-
-
-def add_engine_args(parser: Any) -> None:
-    """Add ``--engine``, ``--gpus-per-job`` and ``--cpus-per-job`` to an argparse parser."""
-    g = parser.add_argument_group("scale out (engine)")
-    g.add_argument("--engine", default="local", choices=ENGINES,
-                   help=f"local: one process (default); ray: Ray tasks on this machine or the RAY_ADDRESS cluster "
-                        f"(needs {RAY_INSTALL})")
-    g.add_argument("--gpus-per-job", type=float, default=0.0, help="engine=ray: GPUs per task (0.25 packs four)")
-    g.add_argument("--cpus-per-job", type=float, default=1.0, help="engine=ray: CPUs (and torch threads) per task")
-
-
 def executor_from_args(args: Any) -> LocalExecutor | RayExecutor:
-    """The executor the parsed :func:`add_engine_args` options ask for."""
+    """The executor the parsed ``--engine``, ``--gpus-per-job`` and ``--cpus-per-job`` options ask for."""
     return make_executor(args.engine, gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job)
