@@ -53,3 +53,13 @@ def test_an_unreadable_sample_is_one_line_naming_it_and_the_fix(tmp_path, case):
         read_frame(path, ["text", "label"])
     message = str(err.value)
     assert "\n" not in message and f"'{path}'" in message and "run the fetch step again" in message
+
+
+def test_the_select_steps_default_policy_has_one_name_in_the_benchmark():
+    from hubselect.benchmark.trust import default_ranker, grid_names
+    from hubselect.selection.policy import DEFAULT_POLICY, DEFAULT_WEIGHTS, SelectionConfig
+
+    cfg = SelectionConfig()
+    assert (cfg.policy, cfg.measures, cfg.weights) == (DEFAULT_POLICY, "all", DEFAULT_WEIGHTS) == (
+        "combined", "all", "divergence=1,prior=1,labels=2,balance=0")
+    assert default_ranker() == "combined:all:p1:l2:b0" and default_ranker() in grid_names()

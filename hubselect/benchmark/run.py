@@ -70,13 +70,14 @@ def _log_target(record: dict, resumed: bool, cfg: Any) -> None:
 
 
 def _rank_policies(measures: list[str], kinds: dict[str, str]) -> dict[str, list[str]]:
-    """The mean-rank policies over every measure, each kind, and the default set (when scored)."""
-    from hubselect.benchmark.metrics import DEFAULT_RANK_MEASURES
+    """The mean-rank policies over every measure, each kind, and ``rank:default``, the reference set
+    (:data:`~hubselect.benchmark.metrics.REFERENCE_RANK_MEASURES`, when scored)."""
+    from hubselect.benchmark.metrics import REFERENCE_RANK_MEASURES
 
     policies = {"rank:all": measures, "rank:terms": [m for m in measures if kinds[m] == "terms"],
                 "rank:embeddings": [m for m in measures if kinds[m] == "embeddings"]}
-    if set(DEFAULT_RANK_MEASURES) <= set(measures):
-        policies["rank:default"] = list(DEFAULT_RANK_MEASURES)
+    if set(REFERENCE_RANK_MEASURES) <= set(measures):
+        policies["rank:default"] = list(REFERENCE_RANK_MEASURES)
     return {k: v for k, v in policies.items() if v}
 
 
@@ -101,7 +102,7 @@ def _learned(pairs: Any, measures: list[str], out_dir: Path, matrix: dict, alpha
 
 
 def _policy_order(summary: Any, rank_policies: dict[str, list[str]]) -> list[str]:
-    """Report order: the default, the learned policies, the rank policies, the rest by Regret@3."""
+    """Report order: ``rank:default``, the learned policies, the rank policies, the rest by Regret@3."""
     order = (["rank:default", "learned", "learned:divergence-only"] + [p for p in rank_policies if p != "rank:default"]
              + list(summary.drop(index=["random", "oracle"], errors="ignore").sort_values("regret@3").index))
     return list(dict.fromkeys(order + ["random", "oracle"]))
@@ -206,6 +207,19 @@ def benchmark_params(cfg: Any) -> dict[str, Any]:
     return {k: v for k, v in settings_of(cfg, []).items() if k != "task_names"} | {"only": ",".join(cfg.only)}
 
 
+def _policy_notes() -> dict[str, str]:
+    """The report's words for the select step's default policy and for the ``rank:default`` row."""
+    from hubselect.benchmark.metrics import REFERENCE_RANK_MEASURES
+    from hubselect.benchmark.trust import default_ranker
+    from hubselect.selection.policy import SelectionConfig
+
+    cfg = SelectionConfig()
+    return {"select step's default policy": f"{cfg.policy} over {cfg.measures} measures, weights {cfg.weights}, "
+                                            f"k={cfg.k}: `{default_ranker()}` in trust/ (with --groups and 2+ seeds)",
+            "rank:default": f"rank over {','.join(REFERENCE_RANK_MEASURES)}, the select step's default before "
+                            f"{cfg.policy}: a fixed reference row, not the default policy"}
+
+
 def _trust(cfg: Any, matrix: dict, out_dir: Path, groups: str, report_dir: Path) -> dict[str, float]:
     """The held-out trust analysis (:mod:`hubselect.benchmark.verdict`) when groups and 2+ seeds are given."""
     if not groups or cfg.seeds < 2:
@@ -227,7 +241,6 @@ def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3)
     """The benchmark as an MLflow run (configure tracking first); returns a StepOutput."""
     from hubselect.benchmark.costs import seconds_per_text
     from hubselect.benchmark.matrix import ShardDone, build_matrix
-    from hubselect.benchmark.metrics import DEFAULT_RANK_MEASURES
     from hubselect.pipeline.tracking import runs
     from hubselect.pipeline.tracking.runs import StepOutput
 
@@ -249,8 +262,7 @@ def run_benchmark(cfg: Any, out_dir: str | Path, *, ks: tuple[int, ...] = (1, 3)
                    "time": f"tuning {sum(tune.values()) / 60:.1f} min ({len(tune)} sources, once each), evaluation "
                            f"{sum(p['eval_seconds'] for r in recs for p in r['pairs']) / 60:.1f} min, "
                            f"baselines {sum(r.get('baseline_seconds') or 0 for r in recs) / 60:.1f} min "
-                           f"(as first computed; cached reruns are free)",
-                   "default policy evaluated": f"rank over {','.join(DEFAULT_RANK_MEASURES)}"}
+                           f"(as first computed; cached reruns are free)", **_policy_notes()}
         result = analyse(matrix, out_dir, ks=ks, alpha=alpha, context=context,
                          seconds_per_text=seconds_per_text(cfg, matrix, out_dir))
         summary = result["summary"]

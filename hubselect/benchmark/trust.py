@@ -166,6 +166,22 @@ def combined_name(mset: str, wp: float, wl: float, wb: float, prior: str = "loto
     return f"combined:{mset}:p{wp:g}:l{wl:g}:b{wb:g}{tail}"
 
 
+def default_ranker() -> str:
+    """This analysis's name for the select step's default policy: ``combined:all:p1:l2:b0``.
+
+    Read from :class:`hubselect.selection.policy.SelectionConfig`'s defaults
+    (:data:`~hubselect.selection.policy.DEFAULT_POLICY` over its default measure group and weights,
+    the weights scaled so that the divergence rank weighs 1, as :func:`closeness_for` has it).
+    """
+    from hubselect.selection.policy import SelectionConfig
+
+    cfg = SelectionConfig()
+    w = cfg.weight_map()
+    if cfg.policy != "combined" or cfg.measures not in MEASURE_SETS or not w["divergence"]:
+        raise ValueError(f"the default policy {cfg.policy} over {cfg.measures} has no ranker name here")
+    return combined_name(cfg.measures, *(w[k] / w["divergence"] for k in ("prior", "labels", "balance")))
+
+
 def closeness_for(col: Collection, group: Any, name: str) -> np.ndarray:
     """Closeness (higher = better) of ranker ``name`` over one target's candidates ``group``."""
     from hubselect.benchmark.metrics import rank_closeness

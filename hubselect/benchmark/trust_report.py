@@ -60,9 +60,15 @@ def _goals(res: dict) -> list[str]:
 
 
 def _choices(res: dict) -> list[str]:
+    from hubselect.benchmark.trust import default_ranker
+
     agree = sum(c == res["default"] for c in res["choices"].values())
+    current = default_ranker()
     lines = [f"Shipped default (the rule over every target, leave-one-group-out): `{res['default']}`; the nested "
-             f"choices agree with it in {agree} of {len(res['choices'])} folds.", "",
+             f"choices agree with it in {agree} of {len(res['choices'])} folds. The select step's default policy "
+             f"today is `{current}`" + (" (the same)." if current == res["default"] else
+                                        ": shipping this pick means changing hubselect.selection.policy's defaults."),
+             "",
              "| held-out group | targets | chosen on the other groups | its Regret@3 there | label-free champion |",
              "|---|---|---|---|---|"]
     per = res["nested"].per_target

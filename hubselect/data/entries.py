@@ -53,7 +53,8 @@ def read_frame(path: str | os.PathLike, columns: Sequence[str]) -> Any:
     except (OSError, ValueError) as exc:  # pyarrow's errors are ValueError (ArrowInvalid) or OSError
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
         raise HubselectError(f"sample '{path}' cannot be read as Parquet with columns {', '.join(columns)} "
-                             f"({type(exc).__name__}: {reason}): run the fetch step again into a fresh folder") from None
+                             f"({type(exc).__name__}: {reason}): run the fetch step again into a fresh "
+                             "folder") from None
 
 
 def read_texts(path: str | os.PathLike) -> list[str]:

@@ -3,8 +3,8 @@
 Every measure is oriented "lower = closer". Policies:
 
 - ``topk``: the ``k`` candidates closest by the first measure in ``measures``.
-- ``rank`` (default): rank candidates by each measure in ``measures`` (1 = closest, ties
-  averaged), order by the mean rank (Borda aggregation), keep the first ``k``.
+- ``rank``: rank candidates by each measure in ``measures`` (1 = closest, ties averaged), order
+  by the mean rank (Borda aggregation), keep the first ``k``.
 - ``quantile``: keep the candidates whose mean rank is at or below the ``quantile`` of all mean
   ranks (the prune step of Pugantsov & McCreadie 2023); ``k`` is ignored.
 - ``budget``: walk the mean-rank order and keep candidates while the total tuning examples stay
@@ -12,14 +12,17 @@ Every measure is oriented "lower = closer". Policies:
 - ``learned``: the ``k`` candidates with the highest gain predicted by a model trained on
   benchmark results (``hubselect benchmark`` writes ``learned_policy.json``); the caller loads
   the model and passes the predictions (this module does no I/O).
+- ``combined``: the ``k`` best by :func:`combined_score`, a weighted sum of z-scores of the mean
+  divergence rank, the transfer prior and the label-space distances.
 
-- ``combined`` (default): the ``k`` best by :func:`combined_score`, a weighted sum of z-scores
-  of the mean divergence rank, the transfer prior and the label-space distances.
-
-Default: ``combined`` over every measure (``all``) with weights ``divergence=1, prior=1,
-labels=2, balance=0`` and ``k=3``, chosen on the 14 dev targets of the 40-task benchmark by the
-rule fixed in advance (lowest Regret@3) and reported on the 26 held-out targets in
-docs/results/collection/trust.md.
+The default (:class:`SelectionConfig` with no arguments) is :data:`DEFAULT_POLICY`, ``combined``,
+over every measure (``all``) with :data:`DEFAULT_WEIGHTS` (``divergence=1, prior=1, labels=2,
+balance=0``) and ``k=3``: chosen on the 14 dev targets of the 40-task benchmark by the rule fixed
+in advance (lowest Regret@3) and reported on the 26 held-out targets in
+docs/results/collection/trust.md. The benchmark's trust analysis names this configuration
+``combined:all:p1:l2:b0`` (:func:`hubselect.benchmark.trust.default_ranker`). The benchmark's
+``rank:default`` row is not it: that is ``rank`` over js, centroid_cosine and mmd, the default
+before ``combined`` (:data:`hubselect.benchmark.metrics.REFERENCE_RANK_MEASURES`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ from hubselect.scoring.divergence.registry import DEFAULT_MEASURES
 
 #: Signals the ``combined`` policy weighs; each is z-scored among the candidates of one target.
 SIGNALS = ("divergence", "prior", "labels", "balance")
+#: The policy the select step uses when none is named (see the module docstring for its settings).
+DEFAULT_POLICY = "combined"
+#: The ``combined`` policy's signal weights when none are given.
 DEFAULT_WEIGHTS = "divergence=1,prior=1,labels=2,balance=0"
 
 
@@ -42,7 +48,8 @@ class SelectionConfig:
     """A validated selection policy.
 
     Attributes:
-        policy: One of :data:`POLICIES` (the names of :data:`POLICY_FUNCTIONS`).
+        policy: One of :data:`POLICIES` (the names of :data:`POLICY_FUNCTIONS`); :data:`DEFAULT_POLICY`
+            when not given.
         k: Number of sources to keep (``topk``, ``rank``).
         measures: Comma-separated measure names to rank by (canonical names or aliases).
         quantile: Fraction in (0, 1] for ``quantile``.
@@ -54,7 +61,7 @@ class SelectionConfig:
             id>``; empty for the prior shipped with the package.
     """
 
-    policy: str = "combined"
+    policy: str = DEFAULT_POLICY
     k: int = 3
     measures: str = DEFAULT_MEASURES
     quantile: float = 0.25
