@@ -63,3 +63,17 @@ def test_the_select_steps_default_policy_has_one_name_in_the_benchmark():
     assert (cfg.policy, cfg.measures, cfg.weights) == (DEFAULT_POLICY, "all", DEFAULT_WEIGHTS) == (
         "combined", "all", "divergence=1,prior=1,labels=2,balance=0")
     assert default_ranker() == "combined:all:p1:l2:b0" and default_ranker() in grid_names()
+
+
+def test_benchmark_plots_leave_pyplot_and_the_backend_alone(tmp_path):
+    """The report draws on ``matplotlib.figure.Figure``: a host application's backend is not switched."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pathlib, matplotlib, pandas as pd; matplotlib.use('svg'); "
+            "from hubselect.benchmark.report import heatmap; "
+            "m = pd.DataFrame([[0.5, 0.7], [0.6, 0.4]], index=['a', 'b'], columns=['a', 'b']); "
+            f"heatmap(m, pd.Series([0.5, 0.6], index=['a', 'b']), pathlib.Path(r'{tmp_path}') / 'h.png'); "
+            "print(matplotlib.get_backend(), 'matplotlib.pyplot' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["svg", "False"] and (tmp_path / "h.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

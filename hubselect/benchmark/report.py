@@ -25,13 +25,12 @@ from typing import Any, Sequence
 logger = logging.getLogger(__name__)
 
 
-def _pyplot():
-    import matplotlib
+def _figure(figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """A figure and its axes, drawn with matplotlib's object API (no pyplot, no global backend)."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
 
 
 def write_matrices(pairs: Any, out: Path) -> dict[str, Any]:
@@ -47,10 +46,9 @@ def heatmap(matrix: Any, baselines: Any, path: Path) -> Path:
     """Heatmap of target accuracy (rows: targets, columns: sources), the baseline as last column."""
     import numpy as np
 
-    plt = _pyplot()
     values = matrix.copy()
     values["(untuned)"] = baselines.reindex(values.index)
-    fig, ax = plt.subplots(figsize=(2 + 0.55 * values.shape[1], 1.5 + 0.42 * values.shape[0]))
+    fig, ax = _figure((2 + 0.55 * values.shape[1], 1.5 + 0.42 * values.shape[0]))
     image = ax.imshow(values.values * 100, cmap="viridis", aspect="auto")
     ax.set_xticks(range(values.shape[1]), values.columns, rotation=60, ha="right")
     ax.set_yticks(range(values.shape[0]), values.index)
@@ -63,17 +61,15 @@ def heatmap(matrix: Any, baselines: Any, path: Path) -> Path:
     fig.colorbar(image, ax=ax, label="accuracy (%)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def scatter_plots(pairs: Any, measures: Sequence[str], folder: Path) -> list[Path]:
     """One scatter per measure: divergence (z-scored within target) against target accuracy."""
-    plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for m in measures:
-        fig, ax = plt.subplots(figsize=(5.5, 4))
+        fig, ax = _figure((5.5, 4))
         for target, g in pairs.groupby("target"):
             d = g[f"d_{m}"]
             z = (d - d.mean()) / (d.std(ddof=0) or 1.0)
@@ -86,15 +82,13 @@ def scatter_plots(pairs: Any, measures: Sequence[str], folder: Path) -> list[Pat
         fig.tight_layout()
         path = folder / f"{m}.png"
         fig.savefig(path, dpi=100)
-        plt.close(fig)
         paths.append(path)
     return paths
 
 
 def curve_plot(curve: Any, policies: Sequence[str], path: Path) -> Path:
     """Mean Regret@k against mean runtime saved, one line per policy (points are k = 1..N)."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = _figure((6.5, 4.5))
     for name in policies:
         c = curve[curve["policy"] == name].sort_values("k")
         if len(c):
@@ -106,7 +100,6 @@ def curve_plot(curve: Any, policies: Sequence[str], path: Path) -> Path:
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
