@@ -321,3 +321,31 @@ def test_translate_hub_error_maps_each_kind_through_the_cause_chain(name, make, 
 
 def test_translate_hub_error_leaves_other_errors_alone():
     assert hf.translate_hub_error(_caused_by(KeyError("label"))) is None
+
+
+# --- files without a schema ------------------------------------------------------------------
+
+def test_a_csv_repo_is_sampled_with_the_types_of_its_first_rows(hub_endpoint, monkeypatch, tmp_path):
+    """A streamed CSV split declares no features; its column types come from its first rows (public
+    ``datasets`` API), so its texts and string labels are read like a Parquet repo's."""
+    from hubstandin import _write_repo
+
+    from hubselect.data.columns import ColumnMapping
+    from hubselect.data.refs import parse_ref
+    from hubselect.data.tasks import open_task, read_sample
+
+    monkeypatch.setenv("HUBSELECT_CACHE_DIR", str(tmp_path / "cache"))
+    rows = "".join(f"the {'good' if i % 2 else 'bad'} review {i},{'pos' if i % 2 else 'neg'}\n" for i in range(40))
+    _write_repo(hub_endpoint.root, "acme/csv-reviews", {"r1": {"README.md": "# CSV reviews\n",
+                                                               "data/train.csv": "text,label\n" + rows,
+                                                               "data/test.csv": "text,label\n"}},
+                refs={"main": "r1"}, downloads=1)
+    hub_endpoint.reload()
+    task = open_task(parse_ref("acme/csv-reviews"))
+    assert task.streaming and set(task.splits) == {"train", "test"}
+    sample = read_sample(task, "train", ColumnMapping(), n=20, seed=0, with_labels=True)
+    assert len(sample.texts) == 20 and sample.label_names == ("neg", "pos")
+    assert all(t.startswith(("the good review", "the bad review")) for t in sample.texts)
+    assert all((lab == "pos") == ("good" in t) for t, lab in zip(sample.texts, sample.labels))
+    with pytest.raises(TaskRejected, match=r"split .test. has no rows: choose another split or dataset"):
+        read_sample(task, "test", ColumnMapping(), n=20, seed=0, with_labels=True)
