@@ -22,14 +22,14 @@ def store(tmp_path_factory: pytest.TempPathFactory):
     """MLflow on SQLite with artifacts in a temp folder, plus one tuned model per formulation."""
     import mlflow
     import torch
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     tmp = tmp_path_factory.mktemp("mlflow")
     uri = f"sqlite:///{tmp}/mlflow.db"
-    threads = torch.get_num_threads()
+    threads, previous = torch.get_num_threads(), mlflow.get_tracking_uri()
     torch.set_num_threads(1)
-    with pytest.MonkeyPatch.context() as mp, _use_tracking_uri(uri):
+    with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mlflow.set_tracking_uri(uri)
         mp.setenv("HUBSELECT_CACHE_DIR", str(tmp / "cache"))
         experiment = mlflow.create_experiment("hubselect-tests",
                                               artifact_location=(tmp / "artifacts").as_uri())
@@ -43,6 +43,7 @@ def store(tmp_path_factory: pytest.TempPathFactory):
                         progress=False)
         yield SimpleNamespace(uri=uri, tmp=tmp, experiment=experiment, tiny=str(tiny),
                               description=description, head=head)
+    mlflow.set_tracking_uri(previous)
     torch.set_num_threads(threads)
 
 

@@ -22,13 +22,16 @@ probability, see :mod:`hubselect.models.folder`); ``mlflow models serve`` answer
 :mod:`hubselect.pipeline.tracking.served_model`.
 
 Registration (:func:`register_champion`) adds a model version and moves the ``champion`` alias
-to it; a registered name is never overwritten.
+to it; a registered name is never overwritten. The version shows under "Registered models" on the
+page of the run that logged it and of every run that run is nested in (the ``main`` run), see
+:func:`link_version`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import io
 import logging
 import os
 import re
@@ -37,6 +40,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from hubselect.core.cache import tempfiles_in_scratch
 from hubselect.core.errors import HubselectError
+from hubselect.pipeline.tracking.runs import enclosing_run_ids
 
 logger = logging.getLogger(__name__)
 
@@ -199,15 +203,13 @@ def _log_served(path: str, config: dict[str, Any], text_column: str, name: str, 
 @contextlib.contextmanager
 def _mlflow_prints_off() -> Iterator[None]:
     """Silence MLflow's console prints for the block (``register_model`` prints "Registered model
-    ... already exists" even for the model created just before; hubselect logs its own line)."""
-    from mlflow.utils.logging_utils import MLFLOW_LOGGING_STREAM as stream
+    ... already exists" even for the model created just before; hubselect logs its own line).
 
-    previous = stream.enabled
-    stream.enabled = False
-    try:
+    MLflow prints them, and its log lines, to whatever ``sys.stderr`` is when it writes, so the
+    block's stderr goes to a buffer that is dropped.
+    """
+    with contextlib.redirect_stderr(io.StringIO()):
         yield
-    finally:
-        stream.enabled = previous
 
 
 def register_champion(
@@ -228,6 +230,8 @@ def register_champion(
     A registered name is never overwritten: each call adds a version and moves the alias. If
     the registered model exists with a ``hubselect.target`` tag naming a different target, the
     version is added anyway and a one-line warning is logged.
+    Called inside a nested run (the ``register`` step under ``main``), the version is also shown
+    on the runs it is nested in (:func:`link_version`).
 
     Args:
         model: MLflow ``ModelInfo``, a model URI (``runs:/...``, ``models:/...``) or a run id
@@ -258,8 +262,57 @@ def register_champion(
     _ensure_registered(reg_name, target)
     version = _add_version(uri, reg_name, alias,
                            _version_tags(target, source, metrics, gain, policy, tags))
+    for run_id in enclosing_run_ids():
+        _link_or_warn(reg_name, version, run_id)
     logger.info("registered models:/%s/%s (alias @%s)", reg_name, version, alias)
     return version
+
+
+def link_version(name: str, version: int | str, run_id: str) -> bool:
+    """Show the registered version ``name``/``version`` on the page of run ``run_id`` too.
+
+    A model version belongs to one run, the one that logged its model, and MLflow's run page lists
+    under "Registered models" the versions of that run *and* those registered from the logged
+    models among the run's inputs and outputs. So the version's logged model is logged as an
+    output of ``run_id`` (``MlflowClient.log_outputs``; nothing is copied), once.
+
+    Returns:
+        Whether the run shows the version: ``False`` for a version registered from a path, which
+        has no logged model.
+    """
+    from mlflow.entities import LoggedModelOutput
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient()
+    model_id = _logged_model_id(client.get_model_version(name, str(version)))
+    if model_id is None:
+        return False
+    outputs = client.get_run(run_id).outputs
+    if model_id not in {m.model_id for m in (outputs.model_outputs if outputs else [])}:
+        client.log_outputs(run_id, [LoggedModelOutput(model_id, step=0)])
+    return True
+
+
+def _link_or_warn(name: str, version: int, run_id: str) -> None:
+    """:func:`link_version`; a store that refuses it costs a warning, not the registration."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        link_version(name, version, run_id)
+    except MlflowException as exc:
+        logger.warning("models:/%s/%s is registered but not shown on run %s (%s)", name, version, run_id,
+                       (exc.message or str(exc)).splitlines()[0][:160])
+
+
+def _logged_model_id(version: Any) -> str | None:
+    """The id of the logged model a model version was registered from: its ``model_id`` where the
+    registry keeps it, else the ``<id>`` of its ``models:/<id>`` source (the SQLite registry keeps
+    only that); ``None`` for a version registered from a path."""
+    if getattr(version, "model_id", None):
+        return version.model_id
+    source = str(version.source or "")
+    model_id = source[len("models:/"):] if source.startswith("models:/") else ""
+    return model_id if model_id and not set("/@") & set(model_id) else None
 
 
 def _ensure_registered(reg_name: str, target: str) -> None:

@@ -114,6 +114,30 @@ def _set_experiment(experiment: str | None) -> Any:
     return None
 
 
+def current_experiment_id() -> str:
+    """The id of the experiment this process logs to, read through MLflow's public API.
+
+    In order: the active run's experiment; else ``MLFLOW_EXPERIMENT_ID`` (``mlflow.set_experiment``
+    exports the experiment it sets there, as :func:`configure` does, and ``mlflow run`` passes the
+    launcher's); else the experiment named by ``MLFLOW_EXPERIMENT_NAME`` (created if missing, as
+    MLflow does); else MLflow's default experiment.
+    """
+    import mlflow
+    from mlflow.environment_variables import MLFLOW_EXPERIMENT_ID, MLFLOW_EXPERIMENT_NAME
+    from mlflow.tracking.default_experiment import DEFAULT_EXPERIMENT_ID
+
+    active = mlflow.active_run()
+    if active is not None:
+        return active.info.experiment_id
+    if MLFLOW_EXPERIMENT_ID.get():
+        return MLFLOW_EXPERIMENT_ID.get()
+    name = MLFLOW_EXPERIMENT_NAME.get()
+    if name:
+        experiment = mlflow.get_experiment_by_name(name)
+        return experiment.experiment_id if experiment is not None else mlflow.create_experiment(name)
+    return DEFAULT_EXPERIMENT_ID
+
+
 _WRITABLE_STORE = "or set MLFLOW_TRACKING_URI=sqlite:///<a folder you can write>/mlflow.db"
 
 
@@ -275,13 +299,38 @@ def process_label() -> str:
 
 
 def _end_killed(run_id: str) -> None:
-    """End ``run_id`` (and any run still open inside it) as ``KILLED``."""
+    """End ``run_id`` (and any run still open inside it) as ``KILLED``.
+
+    The runs open in this thread form a stack (``mlflow.active_run()`` is its top). Its top is ended
+    while ``run_id`` is the top or one of its ancestors; a run outside ``run_id`` is never ended.
+    """
     import mlflow
 
     with contextlib.suppress(Exception):  # the process is going down: never mask the signal
-        while any(r.info.run_id == run_id for r in mlflow.tracking.fluent._active_run_stack.get()):
+        while (active := mlflow.active_run()) is not None and run_id in _lineage(active.info.run_id):
             mlflow.end_run("KILLED")
-        logger.warning("run %s marked KILLED", run_id)
+            if active.info.run_id == run_id:
+                logger.warning("run %s marked KILLED", run_id)
+                return
+
+
+def enclosing_run_ids() -> list[str]:
+    """The ids of the runs the active run is nested in (its parent, then the parent's...), nearest
+    first; none without an active run or for a top-level one."""
+    import mlflow
+
+    active = mlflow.active_run()
+    return [] if active is None else _lineage(active.info.run_id)[1:]
+
+
+def _lineage(run_id: str) -> list[str]:
+    """``run_id`` and the ids of its parent runs, nearest first."""
+    import mlflow
+
+    chain = [run_id]
+    while (parent := mlflow.get_parent_run(chain[-1])) is not None and parent.info.run_id not in chain:
+        chain.append(parent.info.run_id)
+    return chain
 
 
 @contextlib.contextmanager
@@ -314,11 +363,10 @@ def close_stale_runs() -> int:
     cannot be seen). Logged models still ``PENDING`` from those runs are marked ``FAILED``.
     Returns how many runs were closed.
     """
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient()
-    experiment = mlflow.tracking.fluent._get_experiment_id()
+    experiment = current_experiment_id()
     host = socket.gethostname()
     quoted = host.replace("'", "''")
     running = retry_locked(lambda: client.search_runs(
@@ -353,7 +401,7 @@ def find_finished(step: str, params: Mapping[str, Any]) -> Any | None:
     import mlflow
 
     wanted = as_params(params)
-    experiment = mlflow.tracking.fluent._get_experiment_id()
+    experiment = current_experiment_id()
     runs = mlflow.search_runs([experiment], filter_string=f"tags.`{STEP_TAG}` = '{step}' and attributes.status = 'FINISHED'",
                               order_by=["attributes.start_time DESC"], output_format="list", max_results=200)
     for run in runs:
@@ -399,18 +447,6 @@ def log_dir(path: str | os.PathLike, artifact_path: str | None = None) -> None:
 
     with artifact_errors():
         mlflow.log_artifacts(str(path), artifact_path)
-
-
-def log_dataset(frame: Any, *, name: str, source: str, context: str, digest: str | None = None) -> None:
-    """Log ``frame`` (a pandas sample) as an MLflow dataset input named ``name``."""
-    import warnings
-
-    import mlflow
-
-    with warnings.catch_warnings():  # a file:// source matches two equivalent resolvers
-        warnings.simplefilter("ignore", UserWarning)
-        dataset = mlflow.data.from_pandas(frame, source=source, name=name, digest=digest)
-    mlflow.log_input(dataset, context=context)
 
 
 def log_dataset_records(items: Any) -> None:
@@ -484,7 +520,6 @@ def log_child_run(parent_run_id: str, step: str, params: Mapping[str, Any], metr
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
-    from mlflow.utils.time import get_current_time_millis
 
     client = MlflowClient(tracking_uri)
     parent = client.get_run(parent_run_id)
@@ -492,7 +527,7 @@ def log_child_run(parent_run_id: str, step: str, params: Mapping[str, Any], metr
                             start_time=None if started is None else int(started * 1000),
                             tags={MLFLOW_PARENT_RUN_ID: parent_run_id, STEP_TAG: step, MLFLOW_RUN_NAME: run_name,
                                   PROCESS_TAG: process_label()})
-    now = get_current_time_millis()
+    now = int(time.time() * 1000)
     client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in as_params(params).items()],
                      metrics=[Metric(k.replace("@", "_at_"), float(v), now, 0) for k, v in metrics.items() if v is not None],
                      tags=[RunTag(STEP_TAG, step)])
@@ -504,9 +539,8 @@ def log_run_metrics(run_id: str, metrics: Mapping[str, float], *, tracking_uri: 
     """Add metrics to a (finished) run by id."""
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
-    from mlflow.utils.time import get_current_time_millis
 
-    now = get_current_time_millis()
+    now = int(time.time() * 1000)
     MlflowClient(tracking_uri).log_batch(run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
 
 
