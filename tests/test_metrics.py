@@ -222,7 +222,7 @@ def test_load_metric_gives_a_fresh_in_memory_module_from_the_package(monkeypatch
     assert first is not second and first.keep_in_memory
     assert type(first).__module__.startswith("hubselect_metrics_")
     copy = Path(sys.modules[type(first).__module__].__file__)
-    shipped = importlib.resources.files("hubselect") / "metric_modules" / "f1" / "f1.py"
+    shipped = importlib.resources.files("hubselect.models") / "metric_modules" / "f1" / "f1.py"
     assert copy.read_text() == shipped.read_text()
     assert copy.is_relative_to(Path(os.environ["HUBSELECT_CACHE_DIR"]))
     # another cache root gets its own importable copy

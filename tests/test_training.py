@@ -17,8 +17,8 @@ import pytest
 from modelkit import NAMES, make_tiny_model, toy_data
 
 from hubselect.core.errors import HubselectError
+from hubselect.data.encoder import COSINE_SCALE
 from hubselect.models.folder import (
-    DEFAULT_SCALE,
     METADATA_FILE,
     TunedModel,
     description_scale,
@@ -285,7 +285,7 @@ def test_early_stopping_keeps_the_best_weights(tiny_model):
     from hubselect.models.training import _split
 
     _, hold = _split(len(texts), FinetuneConfig(**tuned.metadata["config"]))
-    classifier = DescriptionClassifier(tuned.path, NAMES, max_length=32, scale=DEFAULT_SCALE)
+    classifier = DescriptionClassifier(tuned.path, NAMES, max_length=32, scale=COSINE_SCALE)
     scores = torch.as_tensor(classifier.scores([texts[i] for i in hold]))
     gold = torch.as_tensor([NAMES.index(labels[i]) for i in hold])
     loss = float(torch.nn.functional.cross_entropy(scores, gold))
@@ -389,9 +389,9 @@ def test_calibration_sharpens_probabilities_and_keeps_predictions(tiny_model):
     meta, metrics = tuned.metadata, tuned.metadata["metrics"]
     assert 0 < meta["temperature"] < 1 and tuned.temperature == meta["temperature"]
     assert metrics["calibrated_holdout_loss"] < metrics["best_holdout_loss"]
-    assert description_scale(meta) == pytest.approx(DEFAULT_SCALE / meta["temperature"])
+    assert description_scale(meta) == pytest.approx(COSINE_SCALE / meta["temperature"])
     test_texts, _ = toy_data(40, 1)
-    raw = DescriptionClassifier(tuned.path, NAMES, max_length=32, scale=DEFAULT_SCALE)
+    raw = DescriptionClassifier(tuned.path, NAMES, max_length=32, scale=COSINE_SCALE)
     calibrated = load_classifier(tuned.path, NAMES, max_length=32)
     assert calibrated.scale == pytest.approx(description_scale(meta))
     assert calibrated.predict(test_texts) == raw.predict(test_texts)

@@ -28,7 +28,7 @@ from hubselect.core.cache import cache_dir, content_key
 from hubselect.core.errors import HubselectError
 from hubselect.core.progress import progress_bar
 from hubselect.data.encoder import DEFAULT_MODEL, ResolvedModel, resolve_model
-from hubselect.data.labelnames import normalize_label
+from hubselect.data.labelnames import label_maps, normalize_label
 from hubselect.models.zeroshot import load_classifier, require_label_names
 
 logger = logging.getLogger(__name__)
@@ -177,7 +177,7 @@ def compute_metrics(names: Sequence[str], gold: Sequence[str], predicted: Sequen
     Raises:
         HubselectError: a metric that cannot be loaded (or is not trusted), or fails on label ids.
     """
-    ids = {n: i for i, n in enumerate(label_names)}
+    ids = dict(label_maps(label_names)[1])
     refs = [ids.setdefault(g, len(ids)) for g in gold]  # an unknown label gets an id of its own
     preds = [ids.setdefault(p, len(ids)) for p in predicted]
     out: dict[str, float] = {}

@@ -59,9 +59,6 @@ DESCRIPTION = "description"
 HEAD = "head"
 FORMULATIONS = (DESCRIPTION, HEAD)
 
-#: The ``scale`` of a folder whose metadata has none: the training scale,
-#: :data:`hubselect.data.encoder.COSINE_SCALE` (see there).
-DEFAULT_SCALE = COSINE_SCALE
 #: Bounds of a fitted temperature (the logits are divided by it).
 MIN_TEMPERATURE = 0.05
 MAX_TEMPERATURE = 20.0
@@ -110,7 +107,7 @@ def description_scale(meta: dict[str, Any]) -> float:
     metadata (the untuned encoder, about calibrated at that scale)."""
     if meta.get("formulation") not in FORMULATIONS:
         return COSINE_SCALE
-    return float(meta.get("scale", DEFAULT_SCALE)) / temperature_of(meta)
+    return float(meta.get("scale", COSINE_SCALE)) / temperature_of(meta)
 
 
 def _nll(logits: np.ndarray, gold: np.ndarray, temperature: float) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hubselect.core.errors import HubselectError
-from hubselect.data.entries import Catalog
+from hubselect.data.entries import Catalog, read_texts
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +63,6 @@ def label_signals(catalog: Catalog, score_cfg: Any) -> dict[str, dict[str, Any]]
     from hubselect.scoring.divergence.labels import label_space_distances
     from hubselect.scoring.represent.labels import label_spaces
     from hubselect.scoring.represent.store import Encoder, cached_embeddings
-    from hubselect.scoring.scores import read_texts
 
     target = catalog.target
     names = list(target.label_names or [])

@@ -11,7 +11,7 @@ from typing import Any
 
 from hubselect.core.cache import atomic_write_json
 from hubselect.data.catalog import FetchConfig
-from hubselect.data.entries import Catalog
+from hubselect.data.entries import Catalog, read_texts
 from hubselect.models.champion import pick_champion
 from hubselect.models.transfer import TransferConfig, target_label_names
 from hubselect.pipeline.steps.answers import register_answer
@@ -28,7 +28,7 @@ from hubselect.pipeline.steps.common import (
 )
 from hubselect.pipeline.steps.evaluate import run_evaluate
 from hubselect.pipeline.tracking.runs import StepOutput
-from hubselect.scoring.scores import ScoreConfig, read_texts
+from hubselect.scoring.scores import ScoreConfig
 from hubselect.selection.policy import SelectionConfig
 
 
