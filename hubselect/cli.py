@@ -34,7 +34,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     check_cache_dir()
     if args.command == "cache":
-        return cache_answer(args)
+        from hubselect.options import cache_prune_limits
+        from hubselect.pipeline.steps.answers import cache_answer
+
+        limits = cache_prune_limits(args) if args.cache_action == "prune" else (None, None)
+        return cache_answer(args.cache_action, *limits)
     if args.command == "benchmark":
         from hubselect.pipeline.steps.answers import benchmark_answer
 
@@ -70,70 +74,6 @@ def run_benchmark(args: argparse.Namespace) -> Any:
                command=command, groups=args.groups)
 
 
-def cache_answer(args: argparse.Namespace) -> dict[str, Any]:
-    """``hubselect cache info|prune``: the cache's location, and its entries per kind (after pruning)."""
-    from hubselect.core.cache import cache_dir, cache_entries, prune_cache
-    from hubselect.options import cache_prune_limits
-
-    answer: dict[str, Any] = {"command": "cache", "action": args.cache_action, "location": str(cache_dir())}
-    if args.cache_action == "prune":
-        older_than, max_bytes = cache_prune_limits(args)
-        pruned = prune_cache(older_than=older_than, max_bytes=max_bytes)
-        entries = list(pruned.left)
-        answer.update(removed=len(pruned.removed), removed_bytes=sum(e.size for e in pruned.removed),
-                      kept_in_use=len(pruned.in_use), temporaries_swept=pruned.temporaries)
-    else:
-        entries = cache_entries()
-    kinds: dict[str, dict[str, Any]] = {}
-    for entry in entries:  # oldest first
-        kind = kinds.setdefault(entry.kind, {"entries": 0, "bytes": 0, "oldest": entry.written})
-        kind.update(entries=kind["entries"] + 1, bytes=kind["bytes"] + entry.size, newest=entry.written)
-    answer.update(entries=len(entries), bytes=sum(e.size for e in entries),
-                  oldest=entries[0].written if entries else None, newest=entries[-1].written if entries else None,
-                  kinds=kinds)
-    return answer
-
-
-def _size(n: float) -> str:
-    """``n`` bytes in decimal units (``1.5 GB``), as ``--max-size`` reads them."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000:
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} TB"
-
-
-def _when(seconds: float | None) -> str:
-    import datetime
-
-    return datetime.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M") if seconds is not None else "-"
-
-
-def show_cache(answer: dict[str, Any]) -> str:
-    """The text of a ``hubselect cache`` answer: what was pruned, the totals, and a table of kinds."""
-    lines = []
-    if answer["action"] == "prune":
-        lines.append(f"removed {_count(answer['removed'])} ({_size(answer['removed_bytes'])})"
-                     + (f"; kept {answer['kept_in_use']} in use by a running job" if answer["kept_in_use"] else "")
-                     + (f"; swept {answer['temporaries_swept']} temporaries of killed jobs"
-                        if answer["temporaries_swept"] else ""))
-    lines.append(f"cache {answer['location']}: {_size(answer['bytes'])} in {_count(answer['entries'])}"
-                 + (f", written {_when(answer['oldest'])} to {_when(answer['newest'])}" if answer["entries"] else ""))
-    if answer["kinds"]:
-        lines.append("")
-        lines.append(f"{'kind':<12} {'entries':>8} {'size':>10}  {'oldest':<16}  {'newest':<16}")
-        for name, kind in sorted(answer["kinds"].items()):
-            lines.append(f"{name:<12} {kind['entries']:>8} {_size(kind['bytes']):>10}  {_when(kind['oldest']):<16}  "
-                         f"{_when(kind['newest']):<16}")
-    if answer["action"] == "info":
-        lines += ["", "prune with: hubselect cache prune --older-than 30d and/or --max-size 5GB"]
-    return "".join(line.rstrip() + "\n" for line in lines)
-
-
-def _count(n: int) -> str:
-    return f"{n} {'entry' if n == 1 else 'entries'}"
-
-
 def console_width() -> int:
     """The terminal's width ($COLUMNS first); when stdout is not a terminal, $COLUMNS or 100."""
     import shutil
@@ -149,8 +89,6 @@ def show(answer: dict[str, Any], as_json: bool) -> str:
     from hubselect.pipeline.steps.answers import to_json
     from hubselect.pipeline.steps.console import render
 
-    if answer.get("command") == "cache" and not as_json:
-        return show_cache(answer)
     if as_json:
         return to_json(answer) + "\n"
     return render(answer, width=console_width(), color=sys.stdout.isatty())

@@ -210,6 +210,29 @@ def benchmark_answer(run_id: str, report_dir: Path) -> dict[str, Any]:
     return answer
 
 
+def cache_answer(action: str, older_than: float | None = None, max_bytes: int | None = None) -> dict[str, Any]:
+    """``cache info|prune``: the cache's location, and its entries per kind (after pruning, for
+    ``prune``, with what it removed and kept)."""
+    from hubselect.core.cache import cache_dir, cache_entries, prune_cache
+
+    answer: dict[str, Any] = {"command": "cache", "action": action, "location": str(cache_dir())}
+    if action == "prune":
+        pruned = prune_cache(older_than=older_than, max_bytes=max_bytes)
+        entries = list(pruned.left)
+        answer.update(removed=len(pruned.removed), removed_bytes=sum(e.size for e in pruned.removed),
+                      kept_in_use=len(pruned.in_use), temporaries_swept=pruned.temporaries)
+    else:
+        entries = cache_entries()
+    kinds: dict[str, dict[str, Any]] = {}
+    for entry in entries:  # oldest first
+        kind = kinds.setdefault(entry.kind, {"entries": 0, "bytes": 0, "oldest": entry.written})
+        kind.update(entries=kind["entries"] + 1, bytes=kind["bytes"] + entry.size, newest=entry.written)
+    answer.update(entries=len(entries), bytes=sum(e.size for e in entries),
+                  oldest=entries[0].written if entries else None, newest=entries[-1].written if entries else None,
+                  kinds=kinds)
+    return answer
+
+
 def _first_table(lines: list[str]) -> list[str]:
     """The lines of the first Markdown table in ``lines``."""
     out: list[str] = []

@@ -167,13 +167,55 @@ def _benchmark(a: Answer) -> list[Any]:
     return [table, f"Report: {a['report']}", "  (every table and column; --json has all of the headline's columns)"]
 
 
+def _size(n: float) -> str:
+    """``n`` bytes in decimal units (``1.5 GB``), as ``--max-size`` reads them."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
+
+
+def _when(seconds: float | None) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M") if seconds is not None else "-"
+
+
+def _count(n: int) -> str:
+    return f"{n} {'entry' if n == 1 else 'entries'}"
+
+
+def _cache(a: Answer) -> list[Any]:
+    """``cache``: what was pruned, the totals, and a table of kinds (plain lines, never wrapped)."""
+    lines = []
+    if a["action"] == "prune":
+        lines.append(f"removed {_count(a['removed'])} ({_size(a['removed_bytes'])})"
+                     + (f"; kept {a['kept_in_use']} in use by a running job" if a["kept_in_use"] else "")
+                     + (f"; swept {a['temporaries_swept']} temporaries of killed jobs" if a["temporaries_swept"] else ""))
+    lines.append(f"cache {a['location']}: {_size(a['bytes'])} in {_count(a['entries'])}"
+                 + (f", written {_when(a['oldest'])} to {_when(a['newest'])}" if a["entries"] else ""))
+    if a["kinds"]:
+        lines.append("")
+        lines.append(f"{'kind':<12} {'entries':>8} {'size':>10}  {'oldest':<16}  {'newest':<16}")
+        for name, kind in sorted(a["kinds"].items()):
+            lines.append(f"{name:<12} {kind['entries']:>8} {_size(kind['bytes']):>10}  {_when(kind['oldest']):<16}  "
+                         f"{_when(kind['newest']):<16}")
+    if a["action"] == "info":
+        lines += ["", "prune with: hubselect cache prune --older-than 30d and/or --max-size 5GB"]
+    return [_command(line) for line in lines]
+
+
 RENDERERS: dict[str, Callable[[Answer], list[Any]]] = {
     "fetch": _fetch, "score": _score, "select": _select, "finetune": _transfer, "evaluate": _transfer,
-    "register": _register, "main": _main, "benchmark": _benchmark}
+    "register": _register, "main": _main, "benchmark": _benchmark, "cache": _cache}
 
 
 def _footer(a: Answer) -> list[Any]:
-    """Where to look further (``main``: the last line of its story), a command a line."""
+    """Where to look further (``main``: the last line of its story; nothing for ``cache``, which has
+    no run), a command a line."""
+    if a["command"] == "cache":
+        return []
     if a["command"] == "main":
         return [_command(a["text"].rstrip("\n").splitlines()[-1])]
     page = [f"  then open {a['run_page']}"] if a.get("run_page") else []
